@@ -1,0 +1,286 @@
+"""Flat, array-backed storage for the annotations of a whole dataset.
+
+A dataset of N images and M boxes is held in a handful of NumPy arrays, never in
+per-image Python objects. DataLoader workers fork the process and read these
+arrays without touching Python reference counts, so pages are not copied on read
+(the problem described in PyTorch issue 13246).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from yolo2retina.errors import DatasetError
+from yolo2retina.target import Target
+
+__all__ = ["Annotations", "AnnotationsBuilder", "LoadReport"]
+
+
+@attrs.define
+class LoadReport:
+    """What a reader fixed, dropped or skipped while loading, so nothing is silent.
+
+    Attributes:
+        source: what was loaded (a data.yaml, a folder or a JSON file).
+        images: images loaded.
+        background_images: images with no boxes (kept).
+        boxes: boxes kept.
+        clipped: boxes moved inside the image (slightly outside, within tolerance).
+        dropped_zero_area: boxes dropped because they had no area after clipping.
+        dropped_duplicates: exact duplicate rows dropped.
+        missing_label_files: images without a label file (kept as background).
+        skipped_files: files that were ignored on purpose (e.g. Ultralytics ``*.cache``).
+        details: one ``file:line: what happened`` line per clip, drop or skip.
+    """
+
+    source: str = ""
+    images: int = 0
+    background_images: int = 0
+    boxes: int = 0
+    clipped: int = 0
+    dropped_zero_area: int = 0
+    dropped_duplicates: int = 0
+    missing_label_files: int = 0
+    skipped_files: int = 0
+    details: list[str] = attrs.field(factory=list)
+
+    @property
+    def changed(self) -> int:
+        """Boxes clipped or dropped: the count that ``strict=True`` turns into errors."""
+        return self.clipped + self.dropped_zero_area + self.dropped_duplicates
+
+    def note(self, kind: str, detail: str) -> None:
+        """Count one event of ``kind`` (an attribute name) and remember its detail line."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        self.details.append(detail)
+
+    def merge(self, other: LoadReport) -> None:
+        """Add another report's counts and details into this one."""
+        for f in attrs.fields(LoadReport):
+            if f.type in ("int", int):
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        self.details.extend(other.details)
+
+    def __str__(self) -> str:
+        lines = [
+            f"Loaded {self.source}" if self.source else "Load report",
+            f"  images:              {self.images} ({self.background_images} background)",
+            f"  boxes:               {self.boxes}",
+            f"  clipped:             {self.clipped}",
+            f"  dropped (zero area): {self.dropped_zero_area}",
+            f"  dropped (duplicate): {self.dropped_duplicates}",
+            f"  missing label files: {self.missing_label_files} (kept as background)",
+        ]
+        if self.skipped_files:
+            lines.append(f"  skipped files:       {self.skipped_files}")
+        if self.details:
+            shown = self.details[:10]
+            lines.append("  details:")
+            lines += [f"    {d}" for d in shown]
+            if len(self.details) > len(shown):
+                lines.append(f"    ... and {len(self.details) - len(shown)} more (report.details)")
+        return "\n".join(lines)
+
+
+def _ro(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def _names(value: Sequence[str]) -> tuple[str, ...]:
+    return tuple(str(v) for v in value)
+
+
+@attrs.frozen(eq=False)
+class Annotations:
+    """The annotations of one dataset split, in flat arrays.
+
+    Nothing here decodes an image: sizes come from image headers at load time.
+
+    Attributes:
+        paths: ``(N,)`` unicode array of absolute image paths.
+        image_hw_array: ``(N, 2) int64`` image (height, width) after EXIF orientation.
+        offsets: ``(N + 1,) int64``; image ``i`` owns boxes ``offsets[i]:offsets[i+1]``.
+        boxes: ``(M, 4) float32`` XYXY pixels.
+        labels: ``(M,) int64`` in ``0..K-1``.
+        flags: ``(M,) uint8`` per-box flag bits (see :mod:`yolo2retina.target`).
+        class_names: the K class names, index = label.
+        image_ids: ``(N,) int64`` ids from the source (COCO ids) or ``0..N-1``.
+        category_ids: original category id per label (COCO), or ``None``.
+        report: the :class:`LoadReport` of the reader.
+    """
+
+    paths: npt.NDArray[np.str_] = attrs.field(converter=_ro)
+    image_hw_array: npt.NDArray[np.int64] = attrs.field(converter=_ro)
+    offsets: npt.NDArray[np.int64] = attrs.field(converter=_ro)
+    boxes: npt.NDArray[np.float32] = attrs.field(converter=_ro)
+    labels: npt.NDArray[np.int64] = attrs.field(converter=_ro)
+    flags: npt.NDArray[np.uint8] = attrs.field(converter=_ro)
+    class_names: tuple[str, ...] = attrs.field(converter=_names)
+    image_ids: npt.NDArray[np.int64] = attrs.field(converter=_ro)
+    category_ids: tuple[int, ...] | None = None
+    report: LoadReport = attrs.field(factory=LoadReport)
+
+    def __attrs_post_init__(self) -> None:
+        n, m = self.paths.shape[0], self.boxes.shape[0]
+        ok = (
+            self.image_hw_array.shape == (n, 2)
+            and self.offsets.shape == (n + 1,)
+            and self.boxes.shape == (m, 4)
+            and self.labels.shape == (m,)
+            and self.flags.shape == (m,)
+            and self.image_ids.shape == (n,)
+            and (n == 0 or (int(self.offsets[0]) == 0 and int(self.offsets[-1]) == m))
+        )
+        if not ok:
+            raise DatasetError("inconsistent annotation arrays")
+        if self.category_ids is not None and len(self.category_ids) != len(self.class_names):
+            raise DatasetError("category_ids and class_names differ in length")
+        if m and (int(self.labels.min()) < 0 or int(self.labels.max()) >= len(self.class_names)):
+            raise DatasetError(f"labels must lie in 0..{len(self.class_names) - 1}")
+
+    def __len__(self) -> int:
+        return int(self.paths.shape[0])
+
+    @property
+    def num_boxes(self) -> int:
+        """Total number of boxes M."""
+        return int(self.boxes.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes K."""
+        return len(self.class_names)
+
+    def _check(self, i: int) -> int:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"image index {i} out of range for {n} images")
+        return i % n
+
+    def image_path(self, i: int) -> Path:
+        """Absolute path of image ``i``."""
+        return Path(str(self.paths[self._check(i)]))
+
+    def image_hw(self, i: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``i`` after EXIF orientation."""
+        h, w = self.image_hw_array[self._check(i)]
+        return int(h), int(w)
+
+    def box_slice(self, i: int) -> slice:
+        """The slice of the flat box arrays that belongs to image ``i``."""
+        i = self._check(i)
+        return slice(int(self.offsets[i]), int(self.offsets[i + 1]))
+
+    def target(self, i: int) -> Target:
+        """The :class:`Target` of image ``i`` (copies of the flat arrays)."""
+        s = self.box_slice(i)
+        flags = self.flags[s]
+        return Target(
+            self.boxes[s].copy(), self.labels[s].copy(), None, flags.copy() if flags.any() else None
+        )
+
+    def targets(self) -> Iterator[Target]:
+        """Iterate over the targets of all images in order."""
+        for i in range(len(self)):
+            yield self.target(i)
+
+    def boxes_per_image(self) -> npt.NDArray[np.int64]:
+        """``(N,) int64`` number of boxes of each image."""
+        return np.diff(self.offsets)
+
+    def image_index(self) -> npt.NDArray[np.int64]:
+        """``(M,) int64`` image index of each box."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.boxes_per_image())
+
+    def subset(self, indices: Sequence[int] | npt.NDArray[np.integer]) -> Annotations:
+        """A new :class:`Annotations` with only the given images, in the given order."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        counts = self.boxes_per_image()[idx]
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if len(idx):
+            starts = self.offsets[idx]
+            box_idx = np.repeat(starts - offsets[:-1], counts) + np.arange(offsets[-1])
+        else:
+            box_idx = np.zeros(0, dtype=np.int64)
+        return attrs.evolve(
+            self,
+            paths=self.paths[idx],
+            image_hw_array=self.image_hw_array[idx],
+            offsets=offsets,
+            boxes=self.boxes[box_idx],
+            labels=self.labels[box_idx],
+            flags=self.flags[box_idx],
+            image_ids=self.image_ids[idx],
+        )
+
+
+class AnnotationsBuilder:
+    """Collects per-image arrays from a reader and packs them into :class:`Annotations` once."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.hws: list[tuple[int, int]] = []
+        self.ids: list[int] = []
+        self._boxes: list[npt.NDArray[np.float32]] = []
+        self._labels: list[npt.NDArray[np.int64]] = []
+        self._flags: list[npt.NDArray[np.uint8]] = []
+        self._counts: list[int] = []
+
+    def add(
+        self,
+        path: str | Path,
+        image_hw: tuple[int, int],
+        boxes: npt.ArrayLike,
+        labels: npt.ArrayLike,
+        flags: npt.ArrayLike | None = None,
+        image_id: int | None = None,
+    ) -> None:
+        """Append one image with its ``(n, 4)`` XYXY boxes and ``(n,)`` labels."""
+        b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        lab = np.asarray(labels, dtype=np.int64).reshape(-1)
+        f = (
+            np.zeros(len(lab), np.uint8)
+            if flags is None
+            else np.asarray(flags, np.uint8).reshape(-1)
+        )
+        self.ids.append(len(self.paths) if image_id is None else int(image_id))
+        self.paths.append(str(path))
+        self.hws.append((int(image_hw[0]), int(image_hw[1])))
+        self._boxes.append(b)
+        self._labels.append(lab)
+        self._flags.append(f)
+        self._counts.append(len(lab))
+
+    def build(
+        self,
+        class_names: Sequence[str],
+        report: LoadReport | None = None,
+        category_ids: Sequence[int] | None = None,
+    ) -> Annotations:
+        """Pack everything added so far."""
+        offsets = np.zeros(len(self._counts) + 1, dtype=np.int64)
+        np.cumsum(np.asarray(self._counts, dtype=np.int64), out=offsets[1:])
+        report = report if report is not None else LoadReport()
+        report.images = len(self.paths)
+        report.boxes = int(offsets[-1])
+        report.background_images = sum(1 for c in self._counts if c == 0)
+        return Annotations(
+            paths=np.asarray(self.paths, dtype=np.str_).reshape(-1),
+            image_hw_array=np.asarray(self.hws, dtype=np.int64).reshape(-1, 2),
+            offsets=offsets,
+            boxes=np.concatenate(self._boxes) if self._boxes else np.zeros((0, 4), np.float32),
+            labels=np.concatenate(self._labels) if self._labels else np.zeros(0, np.int64),
+            flags=np.concatenate(self._flags) if self._flags else np.zeros(0, np.uint8),
+            class_names=tuple(class_names),
+            image_ids=np.asarray(self.ids, dtype=np.int64),
+            category_ids=None if category_ids is None else tuple(int(c) for c in category_ids),
+            report=report,
+        )

@@ -1,0 +1,25 @@
+"""``yolo2retina info``: load a dataset and print its load report."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "info"
+HELP = "Load a dataset split and print what was loaded, clipped and dropped."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    p.add_argument("source", help="data.yaml, dataset folder, VOC folder or COCO .json")
+    p.add_argument("--split", default=None, help="split to load (train, val, test)")
+    p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the load report of one split."""
+    from yolo2retina.dataset import DetectionDataset
+
+    ds = DetectionDataset.from_path(args.source, format=args.format, split=args.split)
+    print(ds.report)
+    print(f"classes: {', '.join(ds.class_names)}")
+    return 0

@@ -1,0 +1,189 @@
+"""A torch Dataset over loaded annotations, and the collate function for DataLoader."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from yolo2retina.annotations import Annotations, LoadReport
+from yolo2retina.errors import ImageReadError
+from yolo2retina.image import image_to_tensor, load_image
+from yolo2retina.target import Target
+
+__all__ = ["DetectionDataset", "Sample", "YoloDataset", "collate"]
+
+#: ``(image, target)`` as torchvision detection models and transforms v2 take them.
+Sample = tuple[Any, dict[str, Any]]
+Transforms = Callable[[Any, dict[str, Any]], tuple[Any, dict[str, Any]]]
+
+
+class DetectionDataset(Dataset[Sample]):
+    """Images and targets in torchvision's detection convention, over any :class:`Annotations`.
+
+    Each sample is ``(image, target)``:
+
+    * ``image``: ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``, RGB, EXIF-corrected;
+    * ``target["boxes"]``: ``tv_tensors.BoundingBoxes`` ``(N, 4)`` XYXY, ``canvas_size=(H, W)``;
+    * ``target["labels"]``: ``(N,) int64`` in ``0..K-1``;
+    * ``target["image_id"]``: ``int``, the index of the image in this dataset.
+
+    Any ``torchvision.transforms.v2`` pipeline can be passed as ``transforms``.
+
+    Args:
+        annotations: loaded annotations (from any format reader).
+        transforms: called as ``transforms(image, target)``.
+        max_size: decode images so their longer side is at most this (boxes follow).
+        include_ignored: keep crowd/difficult boxes in training targets (default: drop them).
+    """
+
+    def __init__(
+        self,
+        annotations: Annotations,
+        transforms: Transforms | None = None,
+        *,
+        max_size: int | None = None,
+        include_ignored: bool = False,
+    ) -> None:
+        self.annotations = annotations
+        self.transforms = transforms
+        self.max_size = max_size
+        self.include_ignored = include_ignored
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        format: str = "auto",
+        split: str | None = None,
+        transforms: Transforms | None = None,
+        **kwargs: Any,
+    ) -> DetectionDataset:
+        """Load any registered format (YOLO, VOC, COCO, plug-ins) from a path."""
+        from yolo2retina.formats import load_annotations
+
+        reader_kw = {k: kwargs.pop(k) for k in ("class_names", "strict") if k in kwargs}
+        return cls(
+            load_annotations(path, format=format, split=split, **reader_kw), transforms, **kwargs
+        )
+
+    # -- read-only views of the annotations (no image is decoded) -------------------
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names, index = label."""
+        return self.annotations.class_names
+
+    @property
+    def num_boxes(self) -> int:
+        """Total boxes in the split."""
+        return self.annotations.num_boxes
+
+    @property
+    def report(self) -> LoadReport:
+        """What the reader clipped, dropped or skipped."""
+        return self.annotations.report
+
+    def image_path(self, i: int) -> Path:
+        """Path of image ``i``."""
+        return self.annotations.image_path(i)
+
+    def image_hw(self, i: int) -> tuple[int, int]:
+        """``(height, width)`` of image ``i`` after EXIF orientation (from the header)."""
+        return self.annotations.image_hw(i)
+
+    def target(self, i: int) -> Target:
+        """The :class:`Target` of image ``i``, in the original image frame."""
+        return self.annotations.target(i)
+
+    # -- samples -----------------------------------------------------------------------
+
+    def __getitem__(self, i: int) -> Sample:
+        path = self.annotations.image_path(i)
+        h, w = self.annotations.image_hw(i)
+        img = load_image(path, max_size=self.max_size)
+        target = self.annotations.target(i)
+        if not self.include_ignored and target.flags is not None:
+            target = target.select(~target.ignore_mask())
+        boxes = target.boxes
+        dw, dh = img.size
+        if (dh, dw) != (h, w):
+            if self.max_size is None:
+                raise ImageReadError(
+                    f"{path}: decoded size {dw}x{dh} differs from header size {w}x{h}"
+                )
+            boxes = boxes * np.array([dw / w, dh / h, dw / w, dh / h], dtype=np.float32)
+        image = image_to_tensor(img)
+        out = {
+            "boxes": tv_tensors.BoundingBoxes(
+                torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)),
+                format=tv_tensors.BoundingBoxFormat.XYXY,
+                canvas_size=(dh, dw),
+            ),
+            "labels": torch.from_numpy(target.labels.copy()),
+            "image_id": int(i),
+        }
+        if self.transforms is not None:
+            return self.transforms(image, out)
+        return image, out
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({len(self)} images, {self.num_boxes} boxes, "
+            f"classes={list(self.class_names)})"
+        )
+
+
+class YoloDataset(DetectionDataset):
+    """A :class:`DetectionDataset` over a YOLO export.
+
+    Args:
+        source: an Ultralytics ``data.yaml`` or a folder (see :func:`~yolo2retina.formats.yolo.read_yolo`).
+        split: ``"train"``, ``"val"`` or ``"test"``; ``None`` for a whole flat folder.
+        transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
+        class_names: override the class names.
+        strict: turn clips and drops into errors.
+        max_size: decode images so their longer side is at most this.
+
+    Example:
+        >>> ds = YoloDataset("data.yaml", split="val")  # doctest: +SKIP
+        >>> image, target = ds[0]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        split: str | None = "train",
+        transforms: Transforms | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        strict: bool = False,
+        max_size: int | None = None,
+    ) -> None:
+        from yolo2retina.formats.yolo import read_yolo
+
+        super().__init__(
+            read_yolo(source, split, class_names=class_names, strict=strict),
+            transforms,
+            max_size=max_size,
+        )
+
+
+def collate(batch: Sequence[Sample]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """DataLoader ``collate_fn``: a list of images and a list of targets.
+
+    torchvision detection models take images of different sizes, so images are not
+    stacked.
+    """
+    images = [s[0] for s in batch]
+    targets = [s[1] for s in batch]
+    return images, targets

@@ -1,0 +1,155 @@
+"""The one place where images are opened: sizes, EXIF orientation, decoding, modes.
+
+Dataset loading, prediction and drawing all go through here, so every part of
+the library agrees on which way is up and on the size of an image.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision import tv_tensors
+
+from yolo2retina.errors import ImageReadError
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "exif_orientation",
+    "image_to_tensor",
+    "load_image",
+    "read_image_hw",
+]
+
+#: File extensions treated as images when a folder is scanned (lower case).
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".pfm"}
+)
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _open(path: str | os.PathLike[str]) -> Image.Image:
+    try:
+        return Image.open(path)
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file not found") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read image: {e}") from None
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """EXIF orientation (1..8) read from the already-parsed header; 1 when absent or invalid.
+
+    Only header data is used: nothing is decoded.
+    """
+    try:
+        if img.format in ("JPEG", "MPO", "TIFF", "WEBP"):
+            value = img.getexif().get(_ORIENTATION_TAG, 1)
+        else:  # e.g. PNG: only an eXIf chunk seen before the pixel data counts
+            raw = img.info.get("exif")
+            if not raw:
+                return 1
+            exif = Image.Exif()
+            exif.load(raw)
+            value = exif.get(_ORIENTATION_TAG, 1)
+    except Exception:  # a malformed EXIF block must not make the image unusable
+        return 1
+    return int(value) if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def read_image_hw(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(height, width)`` of an image after EXIF orientation, from its header only.
+
+    Raises:
+        ImageReadError: missing, unreadable or not an image.
+    """
+    with _open(path) as img:
+        w, h = img.size
+        if exif_orientation(img) in (5, 6, 7, 8):
+            w, h = h, w
+    if w <= 0 or h <= 0:
+        raise ImageReadError(f"{path}: image has an empty size {w}x{h}")
+    return int(h), int(w)
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(img, dtype=np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or a.max(initial=0) > 255 else 255.0
+        a8 = np.clip(a / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(a8, mode="L").convert("RGB")
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, (0, 0, 0))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    return img.convert("RGB")
+
+
+def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> Image.Image:
+    """Decode an image as upright RGB.
+
+    EXIF orientation is applied (all 8 cases), and RGBA, P, L, CMYK and 16-bit images
+    are converted to 8-bit RGB (transparent pixels become black).
+
+    Args:
+        path: image file.
+        max_size: when given and the image's longer side is larger, the image is
+            shrunk so its longer side equals ``max_size``. JPEGs are decoded at a
+            reduced scale first (PIL ``draft``), then resized exactly, so the result
+            has the same size as a full decode followed by the resize.
+
+    Raises:
+        ImageReadError: the file is missing, unreadable, truncated or corrupt.
+    """
+    img = _open(path)
+    try:
+        orientation = exif_orientation(img)
+        stored_w, stored_h = img.size
+        target_wh: tuple[int, int] | None = None
+        if max_size is not None and max(stored_w, stored_h) > max_size:
+            scale = max_size / max(stored_w, stored_h)
+            target_wh = (
+                max(1, round(stored_w * scale)),
+                max(1, round(stored_h * scale)),
+            )
+            if img.format == "JPEG":
+                img.draft("RGB", target_wh)
+        img.load()
+        out = _to_rgb(img)
+        if target_wh is not None and out.size != target_wh:
+            out = out.resize(target_wh, Image.Resampling.BILINEAR, reducing_gap=None)
+        if orientation in _TRANSPOSE:
+            out = out.transpose(_TRANSPOSE[orientation])
+    except (OSError, ValueError, SyntaxError) as e:
+        img.close()
+        raise ImageReadError(
+            f"{Path(path)}: cannot decode image (truncated or corrupt): {e}"
+        ) from None
+    if out is not img:
+        img.close()  # the decoded copy lives on; release the file handle now
+    return out
+
+
+def image_to_tensor(img: Image.Image) -> tv_tensors.Image:
+    """An RGB PIL image -> ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``."""
+    a = np.asarray(_to_rgb(img), dtype=np.uint8)
+    t = torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+    return tv_tensors.Image(t)
