@@ -14,7 +14,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision import tv_tensors
 
-from yolo2retina.errors import ImageReadError
+from yolo2retina.errors import ConfigError, ImageReadError
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -22,6 +22,8 @@ __all__ = [
     "image_to_tensor",
     "load_image",
     "read_image_hw",
+    "reduced_size",
+    "upright",
 ]
 
 #: File extensions treated as images when a folder is scanned (lower case).
@@ -30,6 +32,8 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 _ORIENTATION_TAG = 0x0112
+#: Formats whose decoder can shrink while decoding (``Image.draft``); MPO is a phone JPEG.
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -103,6 +107,34 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def reduced_size(size_wh: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """``(width, height)`` shrunk so the longer side is ``max_size`` (unchanged if already smaller).
+
+    This is the size :func:`load_image` returns for ``max_size``; box scaling uses
+    the same numbers, so boxes and pixels always agree.
+    """
+    w, h = size_wh
+    if max(w, h) <= max_size:
+        return int(w), int(h)
+    scale = max_size / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """An in-memory PIL image as upright RGB.
+
+    An image straight from ``Image.open`` (``img.format`` is set) still has its pixels
+    as stored, so its EXIF orientation is applied. A derived image (``format`` is
+    ``None``: after ``ImageOps.exif_transpose``, ``convert``, ``copy``, a crop ...) is
+    taken as already upright. The mode is converted to 8-bit RGB.
+    """
+    orientation = exif_orientation(img) if img.format is not None else 1
+    out = _to_rgb(img)
+    if orientation in _TRANSPOSE:
+        out = out.transpose(_TRANSPOSE[orientation])
+    return out
+
+
 def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> Image.Image:
     """Decode an image as upright RGB.
 
@@ -119,18 +151,18 @@ def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> 
     Raises:
         ImageReadError: the file is missing, unreadable, truncated or corrupt.
     """
+    if max_size is not None and max_size < 1:
+        raise ConfigError(f"max_size must be >= 1, got {max_size}")
     img = _open(path)
     try:
         orientation = exif_orientation(img)
         stored_w, stored_h = img.size
         target_wh: tuple[int, int] | None = None
         if max_size is not None and max(stored_w, stored_h) > max_size:
-            scale = max_size / max(stored_w, stored_h)
-            target_wh = (
-                max(1, round(stored_w * scale)),
-                max(1, round(stored_h * scale)),
-            )
-            if img.format == "JPEG":
+            target_wh = reduced_size((stored_w, stored_h), max_size)
+            if img.format in _DRAFT_FORMATS:
+                # libjpeg scales by 1/2, 1/4 or 1/8 while decoding; draft picks the
+                # smallest scale that is still >= target_wh, the resize below is exact.
                 img.draft("RGB", target_wh)
         img.load()
         out = _to_rgb(img)
