@@ -169,3 +169,12 @@ def convert(
         raise ValueError("image_wh is required to convert normalized boxes")
     wh = image_wh if image_wh is not None else (1.0, 1.0)
     return _FROM_XYXY[d](_TO_XYXY[s](boxes, wh), wh)
+
+
+def clip_xyxy_each(boxes: npt.ArrayLike, images_wh: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Clip pixel ``(N, 4)`` x1, y1, x2, y2 boxes, each to its own ``(N, 2)`` image (w, h)."""
+    b: npt.NDArray[np.float64] = _f64(boxes).copy()
+    wh = np.asarray(images_wh, dtype=np.float64).reshape(-1, 2)
+    b[:, 0::2] = np.clip(b[:, 0::2], 0.0, wh[:, :1])
+    b[:, 1::2] = np.clip(b[:, 1::2], 0.0, wh[:, 1:])
+    return b

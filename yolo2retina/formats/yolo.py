@@ -481,3 +481,200 @@ def read_yolo(
     if problems:
         raise DatasetError(f"cannot load YOLO dataset {src}", problems)
     return builder.build(names, report)
+
+
+# -- writer and registry adapter ---------------------------------------------------------
+
+from collections.abc import Mapping  # noqa: E402
+
+from tqdm.auto import tqdm  # noqa: E402
+
+from yolo2retina.formats._common import (  # noqa: E402
+    as_splits,
+    atomic_write_text,
+    common_names,
+    flag_losses,
+    fmt_number,
+    place_image,
+    refuse_existing,
+    split_candidates,
+    unique_names,
+)
+from yolo2retina.formats.registry import ImageMode, WriteReport  # noqa: E402
+
+__all__ += ["ADAPTER", "YoloFormat", "write_yolo"]
+
+#: Keys of an Ultralytics data.yaml for the split names a writer is given.
+_YAML_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def _find_yaml(folder: Path) -> Path | None:
+    for name in ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    return found[0] if len(found) == 1 else None
+
+
+def _has_label_txt(folder: Path) -> bool:
+    for p in folder.glob("*.txt"):
+        if p.name != "classes.txt" and any(
+            (folder / (p.stem + ext)).is_file() for ext in (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
+        ):
+            return True
+    return False
+
+
+class YoloFormat:
+    """Ultralytics / Darknet YOLO adapter (reader: :func:`read_yolo`, writer: :func:`write_yolo`)."""
+
+    name = "yolo"
+    description = "Ultralytics / Darknet YOLO (data.yaml + images/ + labels/, or flat .txt folders)"
+
+    def detect(self, path: Path) -> bool:
+        """A yaml file, or a folder with a yaml, ``labels/``, ``classes.txt`` or ``.txt`` labels."""
+        if path.is_file():
+            return path.suffix.lower() in (".yaml", ".yml")
+        if not path.is_dir():
+            return False
+        if _find_yaml(path) is not None or (path / "labels").is_dir():
+            return True
+        if (path / "classes.txt").is_file() or _has_label_txt(path):
+            return True
+        return any(
+            (d / "images").is_dir() and (d / "labels").is_dir()
+            for d in path.iterdir()
+            if d.is_dir()
+        )
+
+    def splits(self, path: Path) -> tuple[str, ...]:
+        """Split keys of the data.yaml, or ``images/{split}`` / ``{split}/images`` folders."""
+        yml = path if path.is_file() else _find_yaml(path) if path.is_dir() else None
+        if yml is not None:
+            return tuple(k for k in ("train", "val", "test") if k in load_data_yaml(yml).splits)
+        if not path.is_dir():
+            return ()
+        found = set()
+        if (path / "images").is_dir():
+            found |= {d.name for d in (path / "images").iterdir() if d.is_dir()}
+        found |= {d.name for d in path.iterdir() if d.is_dir() and (d / "images").is_dir()}
+        return tuple(sorted(found))
+
+    def read(
+        self,
+        path: Path,
+        split: str | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        strict: bool = False,
+        **kwargs: Any,
+    ) -> Annotations:
+        """Load one split with :func:`read_yolo` (a folder's data.yaml is used when present)."""
+        if kwargs:
+            raise TypeError(f"read_yolo() got unexpected options {sorted(kwargs)}")
+        src = path
+        if path.is_dir() and (yml := _find_yaml(path)) is not None:
+            src = yml
+        if src.is_file() and split is None:
+            split = "train"
+        if split is not None and split not in self.splits(path):
+            split = next((s for s in split_candidates(split) if s in self.splits(path)), split)
+        return read_yolo(src, split, class_names=class_names, strict=strict)
+
+    def write(
+        self,
+        splits: Mapping[str, Annotations],
+        dst: Path,
+        *,
+        images: ImageMode = "copy",
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> WriteReport:
+        """Write splits as an Ultralytics dataset; see :func:`write_yolo`."""
+        return write_yolo(splits, dst, images=images, overwrite=overwrite, progress=progress)
+
+
+def _yolo_lines(target_cxcywh: np.ndarray, labels: np.ndarray) -> str:
+    """Label rows with the shortest text that reads back as the same float64 values.
+
+    Widths are nudged down by an ulp where rounding would put an edge past 0 or 1, so
+    the reader never sees (and clips) a box that was inside the image.
+    """
+    v = np.array(target_cxcywh, dtype=np.float64)
+    for _ in range(8):
+        edges = box_ops.cxcywh_to_xyxy(v)
+        bad_w = (edges[:, 0] < 0) | (edges[:, 2] > 1)
+        bad_h = (edges[:, 1] < 0) | (edges[:, 3] > 1)
+        if not (bad_w.any() or bad_h.any()):
+            break
+        v[bad_w, 2] = np.nextafter(v[bad_w, 2], 0)
+        v[bad_h, 3] = np.nextafter(v[bad_h, 3], 0)
+    return "".join(
+        f"{int(c)} {' '.join(fmt_number(x) for x in row)}\n"
+        for c, row in zip(labels.tolist(), v.tolist(), strict=True)
+    )
+
+
+def write_yolo(
+    annotations: Annotations | Mapping[str, Annotations],
+    dst: str | os.PathLike[str],
+    *,
+    images: ImageMode = "copy",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> WriteReport:
+    """Write an Ultralytics dataset: ``data.yaml``, ``images/{split}/``, ``labels/{split}/``.
+
+    Background images get an empty label file. The yaml has no ``path`` key, so
+    Ultralytics and :func:`read_yolo` resolve splits beside it; a ``valid`` split is
+    listed under the ``val`` key. YOLO cannot hold crowd/difficult/truncated flags
+    (those boxes are written as ordinary boxes), COCO category ids or image ids: the
+    returned report's ``lost`` says which were dropped.
+
+    Args:
+        annotations: one split (written as ``train``) or a mapping split name -> split.
+        dst: output folder.
+        images: ``"copy"``, ``"symlink"`` or ``"hardlink"``.
+        overwrite: replace existing files (otherwise nothing is written).
+        progress: show a progress bar.
+    """
+    splits = as_splits(annotations)
+    out = Path(dst)
+    names = common_names(splits)
+    file_names = unique_names(splits, across_splits=False)
+    keys = {s: _YAML_KEYS.get(s, s) for s in splits}
+    if len(set(keys.values())) != len(keys):
+        raise DatasetError(f"splits {sorted(splits)} map to the same data.yaml key")
+    plan = [out / "data.yaml"]
+    for s in splits:
+        for fn in file_names[s]:
+            plan += [out / "images" / s / fn, out / "labels" / s / (Path(fn).stem + ".txt")]
+    refuse_existing(plan, overwrite, out)
+    report = WriteReport(str(out), "yolo")
+    report.lost = flag_losses(splits, 0, "YOLO", "those boxes are written as ordinary boxes")
+    cat = {a.category_ids for a in splits.values()} - {None}
+    if cat and cat != {tuple(range(len(names)))}:
+        report.lost.append("COCO category ids (YOLO keeps only the class order)")
+    bar = tqdm(total=sum(len(a) for a in splits.values()), desc="write YOLO", disable=not progress)
+    for s, ann in splits.items():
+        for i, fn in enumerate(file_names[s]):
+            h, w = ann.image_hw(i)
+            place_image(ann.image_path(i), out / "images" / s / fn, images)
+            t = ann.target(i)
+            lf = out / "labels" / s / (Path(fn).stem + ".txt")
+            atomic_write_text(lf, _yolo_lines(t.to_yolo((w, h)), t.labels))
+            report.files.append(str(lf))
+            bar.update(1)
+        report.images += len(ann)
+        report.boxes += ann.num_boxes
+    bar.close()
+    doc: dict[str, Any] = {keys[s]: f"images/{s}" for s in splits}
+    doc["nc"] = len(names)
+    doc["names"] = list(names)
+    atomic_write_text(out / "data.yaml", yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    report.files.append(str(out / "data.yaml"))
+    return report
+
+
+#: The adapter registered as ``"yolo"``.
+ADAPTER = YoloFormat()

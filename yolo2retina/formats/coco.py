@@ -1,0 +1,641 @@
+"""COCO instances JSON: reader, writers (dataset and detection results) and adapter.
+
+Categories: sorted by id, category ``k`` in that order becomes label ``k``; the original
+ids are kept in :attr:`Annotations.category_ids` so predictions can be exported with
+them (:func:`write_coco_results`). Declared categories that no annotation uses are kept
+(``blood-cells-coco`` declares an unused id 0 and gets 3 classes).
+
+Boxes: ``bbox`` ``[x, y, w, h]`` floats -> XYXY pixels. ``iscrowd=1`` becomes
+:data:`~yolo2retina.target.FLAG_CROWD` (left out of training targets by default, an
+ignore region in evaluation). The non-standard keys ``"difficult": 1`` and
+``"truncated": 1``, which :func:`write_coco` writes for VOC flags, are read back.
+Images with no annotation are kept as background.
+
+Paths: ``file_name`` is relative to ``images_root`` (default: the JSON's folder). An
+absolute ``file_name`` or a ``..`` that leaves the root is refused unless
+``allow_outside_root=True``.
+
+The JSON is parsed once (with ``orjson`` when installed, else :mod:`json`) and the
+columns are pulled into NumPy arrays in bulk; no per-annotation object outlives the
+call.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import json
+import os
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter, methodcaller
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tqdm.auto import tqdm
+
+from yolo2retina import boxes as box_ops
+from yolo2retina.annotations import Annotations, LoadReport
+from yolo2retina.errors import DatasetError, ImageReadError
+from yolo2retina.formats._common import (
+    as_splits,
+    atomic_write_bytes,
+    check_pixel_boxes,
+    common_names,
+    place_image,
+    refuse_existing,
+    split_candidates,
+    unique_names,
+)
+from yolo2retina.formats.registry import ImageMode, WriteReport
+from yolo2retina.image import read_image_hw
+from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, FLAG_TRUNCATED, Target
+
+__all__ = [
+    "ADAPTER",
+    "ROBOFLOW_JSON_NAME",
+    "CocoFormat",
+    "coco_category_ids",
+    "read_coco",
+    "write_coco",
+    "write_coco_results",
+]
+
+#: The file name Roboflow (and :func:`write_coco`) gives each split's JSON.
+ROBOFLOW_JSON_NAME = "_annotations.coco.json"
+
+
+def _load_json(file: Path) -> Any:
+    try:
+        raw = file.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
+    try:
+        orjson: Any = importlib.import_module("orjson")
+    except ImportError:
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        except UnicodeDecodeError as e:
+            raise DatasetError(f"{file}: not UTF-8 text: {e}") from None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+
+
+def _as_list(file: Path, key: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise DatasetError(f"{file}: '{key}' must be a list")
+    return value
+
+
+def _json_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.json") if p.is_file())
+
+
+def _find_json(path: Path, split: str | None) -> Path:
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise DatasetError(f"{path}: no such COCO JSON file or folder")
+    if split is None:
+        files = _json_files(path)
+        if len(files) == 1:
+            return files[0]
+        found = CocoFormat().splits(path)
+        raise DatasetError(
+            f"{path}: "
+            + (
+                f"holds splits {list(found)}; pass split="
+                if found
+                else "no single .json file found"
+            )
+        )
+    for s in split_candidates(split):
+        cands = [
+            path / s / ROBOFLOW_JSON_NAME,
+            path / f"{s}.json",
+            path / "annotations" / f"{s}.json",
+        ]
+        cands += sorted((path / "annotations").glob(f"instances_{s}*.json"))
+        if (path / s).is_dir() and len(_json_files(path / s)) == 1:
+            cands.append(_json_files(path / s)[0])
+        for c in cands:
+            if c.is_file():
+                return c
+    raise DatasetError(
+        f"{path}: no COCO JSON for split '{split}'; found splits {list(CocoFormat().splits(path))}"
+    )
+
+
+def _column(
+    records: list[Any],
+    getter: Callable[[Any], Any],
+    dtype: type[np.generic],
+    bad: Callable[[int], str],
+) -> npt.NDArray[Any]:
+    """Pull one field of every record into an array; on failure name the first bad record."""
+    try:
+        return np.fromiter(map(getter, records), dtype=dtype, count=len(records))
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        pass
+    for i, r in enumerate(records):
+        try:
+            np.asarray(getter(r), dtype=dtype).item()
+            if dtype is np.int64 and not isinstance(getter(r), int):
+                raise TypeError
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+            raise DatasetError(bad(i)) from None
+    raise DatasetError(bad(0))  # pragma: no cover - fromiter failed but no record did
+
+
+def _dupes(ids: npt.NDArray[np.int64]) -> list[int]:
+    s = np.sort(ids)
+    return [int(v) for v in np.unique(s[1:][s[1:] == s[:-1]])]
+
+
+def _index_of(
+    sorted_keys: npt.NDArray[np.int64], order: npt.NDArray[np.int64], values: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    pos = np.searchsorted(sorted_keys, values)
+    pos_c = np.minimum(pos, max(len(sorted_keys) - 1, 0))
+    found = (
+        (pos < len(sorted_keys)) & (sorted_keys[pos_c] == values)
+        if len(sorted_keys)
+        else (np.zeros(len(values), bool))
+    )
+    return (order[pos_c] if len(order) else pos_c), found
+
+
+def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
+    return lambda i: f"{at(i)}: {text}"
+
+
+def _bboxes(anns: list[Any], at: Callable[[int], str]) -> npt.NDArray[np.float64]:
+    """``(M, 4) float64`` bbox column; a bbox that is not 4 numbers is an error naming it."""
+    m = len(anns)
+    bboxes = list(map(methodcaller("get", "bbox"), anns))
+    try:
+        lens = np.fromiter(map(len, bboxes), np.int64, count=m)
+        if bool((lens == 4).all()):
+            flat = np.fromiter(itertools.chain.from_iterable(bboxes), np.float64, count=4 * m)
+            return flat.reshape(m, 4)
+    except (TypeError, ValueError):
+        pass
+    for i, b in enumerate(bboxes):
+        try:
+            if len(b) != 4:
+                raise ValueError
+            np.asarray(b, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DatasetError(
+                f"{at(i)}: malformed bbox {b!r}: expected [x, y, width, height]"
+            ) from None
+    raise DatasetError(f"{at(0)}: malformed bbox")  # pragma: no cover
+
+
+class CocoFormat:
+    """COCO adapter (see the module docstring for conventions)."""
+
+    name = "coco"
+    description = "COCO instances JSON (one .json per split; Roboflow folders too)"
+
+    def detect(self, path: Path) -> bool:
+        """A ``.json`` file, or a folder with ``.json`` files (directly, in split folders or
+        in ``annotations/``)."""
+        if path.is_file():
+            return path.suffix.lower() == ".json"
+        if not path.is_dir():
+            return False
+        if _json_files(path) or (
+            (path / "annotations").is_dir() and _json_files(path / "annotations")
+        ):
+            return True
+        return any(d.is_dir() and (d / ROBOFLOW_JSON_NAME).is_file() for d in path.iterdir())
+
+    def splits(self, path: Path) -> tuple[str, ...]:
+        """Split folders with one JSON, ``annotations/instances_{split}.json`` names."""
+        if not path.is_dir():
+            return ()
+        found = {d.name for d in path.iterdir() if d.is_dir() and len(_json_files(d)) == 1}
+        found.discard("annotations")
+        if (path / "annotations").is_dir():
+            for f in _json_files(path / "annotations"):
+                found.add(f.stem.removeprefix("instances_"))
+        return tuple(sorted(found))
+
+    def read(
+        self,
+        path: Path,
+        split: str | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        strict: bool = False,
+        **kwargs: Any,
+    ) -> Annotations:
+        """Load one split; see :func:`read_coco`."""
+        return read_coco(path, split, class_names=class_names, strict=strict, **kwargs)
+
+    def write(
+        self,
+        splits: Mapping[str, Annotations],
+        dst: Path,
+        *,
+        images: ImageMode = "copy",
+        overwrite: bool = False,
+        progress: bool = False,
+    ) -> WriteReport:
+        """Write splits as Roboflow-style COCO folders; see :func:`write_coco`."""
+        return write_coco(splits, dst, images=images, overwrite=overwrite, progress=progress)
+
+
+def read_coco(
+    source: str | os.PathLike[str],
+    split: str | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    strict: bool = False,
+    images_root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
+    verify_images: bool = True,
+    progress: bool = False,
+) -> Annotations:
+    """Load a COCO instances JSON into flat :class:`Annotations`.
+
+    Args:
+        source: a ``.json`` file, or a folder with ``{split}/_annotations.coco.json``
+            (Roboflow), ``annotations/instances_{split}*.json`` or ``{split}.json``.
+        split: the split to find in a folder (``val`` also finds ``valid``).
+        class_names: fix the class order by category *name* (must name every category).
+        strict: turn clips and drops into errors.
+        images_root: folder that ``file_name`` is relative to (default: the JSON's folder).
+        allow_outside_root: accept absolute ``file_name`` values and ``..`` escapes.
+        verify_images: read every image header and check ``width``/``height`` against it
+            (after EXIF orientation). ``False`` trusts the JSON and touches no image.
+        progress: show a progress bar while image headers are read.
+
+    Raises:
+        DatasetError: naming the file and the record: duplicate image or annotation ids,
+            an annotation whose ``image_id`` or ``category_id`` does not exist, a
+            ``width``/``height`` that disagrees with the image, a malformed ``bbox``.
+    """
+    file = _find_json(Path(source), split)
+    data = _load_json(file)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{file}: expected a JSON object with 'images' and 'annotations'")
+    images = data.get("images")
+    anns = data.get("annotations", [])
+    cats = data.get("categories")
+    images, anns, cats = (
+        _as_list(file, "images", images),
+        _as_list(file, "annotations", anns),
+        _as_list(file, "categories", cats),
+    )
+    report = LoadReport(source=str(file))
+    problems: list[str] = []
+
+    # -- categories -> labels 0..K-1 in id order ------------------------------------
+    cat_ids = _column(
+        cats,
+        itemgetter("id"),
+        np.int64,
+        lambda i: f"{file}: categories[{i}]: missing or non-integer 'id'",
+    )
+    cat_names: list[str] = []
+    for i, c in enumerate(cats):
+        if not isinstance(c.get("name"), str):
+            raise DatasetError(f"{file}: categories[{i}]: missing or non-string 'name'")
+        cat_names.append(c["name"])
+    if dup := _dupes(cat_ids):
+        raise DatasetError(f"{file}: duplicate category ids {dup}")
+    order = np.argsort(cat_ids, kind="stable")
+    if class_names is not None:
+        by_name = {cat_names[i]: int(cat_ids[i]) for i in range(len(cats))}
+        if sorted(by_name) != sorted(class_names) or len(set(class_names)) != len(class_names):
+            raise DatasetError(
+                f"{file}: class_names {list(class_names)} must list each category name once: "
+                f"{sorted(by_name)}"
+            )
+        names = list(class_names)
+        category_ids = [by_name[n] for n in names]
+        order = np.array([int(np.flatnonzero(cat_ids == c)[0]) for c in category_ids], np.int64)
+    else:
+        names = [cat_names[i] for i in order]
+        category_ids = [int(cat_ids[i]) for i in order]
+    cat_sorted = cat_ids[order]
+    cat_sort2 = np.argsort(cat_sorted, kind="stable")
+    cat_keys = cat_sorted[cat_sort2]
+
+    # -- images ------------------------------------------------------------------------
+    n = len(images)
+    img_ids = _column(
+        images,
+        itemgetter("id"),
+        np.int64,
+        lambda i: f"{file}: images[{i}]: missing or non-integer 'id'",
+    )
+    if dup := _dupes(img_ids):
+        shown = ", ".join(str(d) for d in dup[:10])
+        raise DatasetError(
+            f"{file}: duplicate image ids: {shown}" + (" ..." if len(dup) > 10 else "")
+        )
+    widths = _column(
+        images,
+        methodcaller("get", "width", 0),
+        np.int64,
+        lambda i: f"{file}: images[{i}]: 'width' is not an integer",
+    )
+    heights = _column(
+        images,
+        methodcaller("get", "height", 0),
+        np.int64,
+        lambda i: f"{file}: images[{i}]: 'height' is not an integer",
+    )
+    file_names = list(map(methodcaller("get", "file_name"), images))
+    root = os.path.abspath(images_root if images_root is not None else file.parent)
+    root_sep = root.rstrip(os.sep) + os.sep
+    paths: list[str] = []
+    for i, fn in enumerate(file_names):
+        if not isinstance(fn, str) or not fn:
+            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): missing 'file_name'")
+            paths.append("")
+            continue
+        if os.path.isabs(fn) or ".." in fn:
+            full = os.path.normpath(os.path.join(root, fn))
+            if not allow_outside_root and not full.startswith(root_sep):
+                problems.append(
+                    f"{file}: images[{i}] (id {img_ids[i]}): file_name '{fn}' "
+                    + ("is absolute" if os.path.isabs(fn) else "escapes the images root")
+                    + f" {root}; pass allow_outside_root=True to accept it"
+                )
+            paths.append(full)
+        else:
+            paths.append(root_sep + fn)
+    hw = np.stack([heights, widths], axis=1) if n else np.zeros((0, 2), np.int64)
+    if verify_images:
+        for i in tqdm(range(n), desc="image headers", disable=not progress):
+            if not paths[i]:
+                continue
+            try:
+                h, w = read_image_hw(paths[i])
+            except ImageReadError as e:
+                problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {e}")
+                continue
+            if (widths[i], heights[i]) not in ((0, 0), (w, h)):
+                problems.append(
+                    f"{file}: images[{i}] (id {img_ids[i]}, {file_names[i]}): width x height "
+                    f"{widths[i]}x{heights[i]} but the image is {w}x{h} (after EXIF orientation)"
+                )
+            hw[i] = (h, w)
+    else:
+        for i in np.flatnonzero((widths <= 0) | (heights <= 0))[:20]:
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}): no positive width/height "
+                "(verify_images=False cannot read it from the image)"
+            )
+    if problems:
+        raise DatasetError(f"cannot load COCO file {file}", problems)
+
+    # -- annotations, in bulk --------------------------------------------------------------
+    def at(i: int) -> str:
+        a = anns[i]
+        aid = a.get("id", "?") if isinstance(a, dict) else "?"
+        return f"{file}: annotations[{i}] (id {aid})"
+
+    ann_ids = _column(
+        anns, itemgetter("id"), np.int64, lambda i: f"{at(i)}: missing or non-integer 'id'"
+    )
+    if dup := _dupes(ann_ids):
+        shown = ", ".join(str(d) for d in dup[:10])
+        raise DatasetError(
+            f"{file}: duplicate annotation ids: {shown}" + (" ..." if len(dup) > 10 else "")
+        )
+    ann_img = _column(
+        anns,
+        itemgetter("image_id"),
+        np.int64,
+        lambda i: f"{at(i)}: missing or non-integer 'image_id'",
+    )
+    ann_cat = _column(
+        anns,
+        itemgetter("category_id"),
+        np.int64,
+        lambda i: f"{at(i)}: missing or non-integer 'category_id'",
+    )
+    crowd = _column(
+        anns,
+        methodcaller("get", "iscrowd", 0),
+        np.int64,
+        lambda i: f"{at(i)}: 'iscrowd' must be 0 or 1",
+    )
+    xywh = _bboxes(anns, at)
+    flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
+    for key, bit in (("difficult", FLAG_DIFFICULT), ("truncated", FLAG_TRUNCATED)):
+        v = _column(
+            anns,
+            methodcaller("get", key, 0),
+            np.int64,
+            _message(at, f"'{key}' must be 0 or 1"),
+        )
+        flags |= np.where(v != 0, bit, 0).astype(np.uint8)
+    bad_flag = np.flatnonzero((crowd < 0) | (crowd > 1))
+    for i in bad_flag[:20]:
+        problems.append(f"{at(int(i))}: 'iscrowd' must be 0 or 1, got {int(crowd[i])}")
+
+    img_sorted = np.argsort(img_ids, kind="stable")
+    img_index, found = _index_of(img_ids[img_sorted], img_sorted, ann_img)
+    for i in np.flatnonzero(~found)[:20]:
+        problems.append(f"{at(int(i))}: image_id {int(ann_img[i])} is not in 'images'")
+    pos, found_c = _index_of(cat_keys, cat_sort2, ann_cat)
+    for i in np.flatnonzero(~found_c)[:20]:
+        problems.append(f"{at(int(i))}: category_id {int(ann_cat[i])} is not in 'categories'")
+    labels = pos.astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        malformed = ~np.isfinite(xywh).all(1) | (xywh[:, 2] < 0) | (xywh[:, 3] < 0)
+    for i in np.flatnonzero(malformed)[:20]:
+        problems.append(
+            f"{at(int(i))}: malformed bbox {xywh[i].tolist()} (needs finite x, y and width, height >= 0)"
+        )
+    if problems:
+        more = int((~found).sum() + (~found_c).sum() + malformed.sum() + len(bad_flag))
+        if more > len(problems):
+            problems.append(f"... {more} bad annotations in all")
+        raise DatasetError(f"cannot load COCO file {file}", problems)
+
+    xyxy = box_ops.xywh_to_xyxy(xywh)
+    del xywh
+    boxes_wh = hw[img_index][:, ::-1]
+    keep = check_pixel_boxes(xyxy, boxes_wh, at, strict=strict, report=report, problems=problems)
+    if problems:
+        raise DatasetError(f"cannot load COCO file {file}", problems)
+
+    # -- group boxes by image (stable: annotation order kept within an image) ----------
+    kept_img = img_index[keep]
+    perm = np.argsort(kept_img, kind="stable")
+    counts = np.bincount(kept_img, minlength=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    report.images = n
+    report.boxes = int(offsets[-1])
+    report.background_images = int((counts == 0).sum())
+    return Annotations(
+        paths=np.asarray(paths, dtype=np.str_).reshape(-1),
+        image_hw_array=hw,
+        offsets=offsets,
+        boxes=xyxy[keep][perm].astype(np.float32),
+        labels=labels[keep][perm],
+        flags=flags[keep][perm],
+        class_names=tuple(names),
+        image_ids=img_ids,
+        category_ids=tuple(category_ids),
+        report=report,
+    )
+
+
+def coco_category_ids(annotations: Annotations) -> list[int]:
+    """COCO category id of each label: the original ids when known, else ``1..K``."""
+    if annotations.category_ids is not None:
+        return [int(c) for c in annotations.category_ids]
+    return list(range(1, annotations.num_classes + 1))
+
+
+def _coco_image_ids(annotations: Annotations) -> list[int]:
+    ids = annotations.image_ids
+    if len(np.unique(ids)) == len(ids):
+        return [int(i) for i in ids]
+    return list(range(len(ids)))
+
+
+def _coco_dict(ann: Annotations, file_names: Sequence[str]) -> dict[str, Any]:
+    cat_ids = coco_category_ids(ann)
+    img_ids = _coco_image_ids(ann)
+    xywh = box_ops.xyxy_to_xywh(ann.boxes).tolist()
+    owners = ann.image_index().tolist()
+    labels = ann.labels.tolist()
+    flags = ann.flags.tolist()
+    records = []
+    for k in range(ann.num_boxes):
+        b = xywh[k]
+        rec: dict[str, Any] = {
+            "id": k + 1,
+            "image_id": img_ids[owners[k]],
+            "category_id": cat_ids[labels[k]],
+            "bbox": b,
+            "area": b[2] * b[3],
+            "segmentation": [],
+            "iscrowd": 1 if flags[k] & FLAG_CROWD else 0,
+        }
+        if flags[k] & FLAG_DIFFICULT:
+            rec["difficult"] = 1
+        if flags[k] & FLAG_TRUNCATED:
+            rec["truncated"] = 1
+        records.append(rec)
+    hw = ann.image_hw_array.tolist()
+    return {
+        "info": {"description": "written by yolo2retina"},
+        "licenses": [],
+        "categories": [
+            {"id": c, "name": n, "supercategory": "none"}
+            for c, n in zip(cat_ids, ann.class_names, strict=True)
+        ],
+        "images": [
+            {"id": img_ids[i], "file_name": file_names[i], "height": hw[i][0], "width": hw[i][1]}
+            for i in range(len(ann))
+        ],
+        "annotations": records,
+    }
+
+
+def write_coco(
+    annotations: Annotations | Mapping[str, Annotations],
+    dst: str | os.PathLike[str],
+    *,
+    images: ImageMode = "copy",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> WriteReport:
+    """Write COCO folders: ``dst/{split}/_annotations.coco.json`` with the images beside it.
+
+    Category ids are the original ones when ``annotations.category_ids`` is set, else
+    ``1..K``; image ids are ``annotations.image_ids`` when unique. Crowd flags become
+    ``iscrowd``; difficult/truncated flags are kept in non-standard ``"difficult"`` /
+    ``"truncated"`` keys (other COCO tools ignore them).
+
+    Args:
+        annotations: one split (written as ``train``) or a mapping split name -> split.
+        dst: output folder.
+        images: ``"copy"``, ``"symlink"`` or ``"hardlink"``.
+        overwrite: replace existing files (otherwise nothing is written).
+        progress: show a progress bar.
+    """
+    splits = as_splits(annotations)
+    out = Path(dst)
+    common_names(splits)
+    file_names = unique_names(splits, across_splits=False)
+    plan = []
+    for s in splits:
+        plan.append(out / s / ROBOFLOW_JSON_NAME)
+        plan += [out / s / fn for fn in file_names[s]]
+    refuse_existing(plan, overwrite, out)
+    report = WriteReport(str(out), "coco")
+    bar = tqdm(total=sum(len(a) for a in splits.values()), desc="write COCO", disable=not progress)
+    for s, ann in splits.items():
+        for i, fn in enumerate(file_names[s]):
+            place_image(ann.image_path(i), out / s / fn, images)
+            bar.update(1)
+        f = out / s / ROBOFLOW_JSON_NAME
+        atomic_write_bytes(f, json.dumps(_coco_dict(ann, file_names[s])).encode("utf-8"))
+        report.files.append(str(f))
+        report.images += len(ann)
+        report.boxes += ann.num_boxes
+        if len(np.unique(ann.image_ids)) != len(ann):
+            report.lost.append(f"{s}: image ids were not unique; renumbered 0..{len(ann) - 1}")
+    bar.close()
+    return report
+
+
+def write_coco_results(
+    predictions: Sequence[Target], annotations: Annotations, path: str | os.PathLike[str]
+) -> Path:
+    """Write detections as a COCO results JSON (``[{image_id, category_id, bbox, score}]``).
+
+    ``predictions[i]`` belongs to image ``i`` of ``annotations``; image and category ids
+    are the ones :func:`write_coco` writes (original COCO ids when known), so the file
+    can be scored with ``pycocotools`` against the ground truth JSON.
+
+    Raises:
+        DatasetError: the number of predictions differs from the number of images, or a
+            prediction has no scores or a label outside the classes.
+    """
+    if len(predictions) != len(annotations):
+        raise DatasetError(
+            f"{len(predictions)} predictions for {len(annotations)} images in {path}"
+        )
+    cat_ids = coco_category_ids(annotations)
+    img_ids = _coco_image_ids(annotations)
+    out = []
+    for i, t in enumerate(predictions):
+        if len(t) == 0:
+            continue
+        if t.scores is None:
+            raise DatasetError(f"prediction {i} ({annotations.image_path(i)}) has no scores")
+        if int(t.labels.max()) >= len(cat_ids):
+            raise DatasetError(
+                f"prediction {i}: label {int(t.labels.max())} >= {len(cat_ids)} classes"
+            )
+        for b, lab, sc in zip(
+            t.to_coco().tolist(), t.labels.tolist(), t.scores.tolist(), strict=True
+        ):
+            out.append(
+                {"image_id": img_ids[i], "category_id": cat_ids[lab], "bbox": b, "score": sc}
+            )
+    p = Path(path)
+    atomic_write_bytes(p, json.dumps(out).encode("utf-8"))
+    return p
+
+
+#: The adapter registered as ``"coco"``.
+ADAPTER = CocoFormat()
