@@ -532,14 +532,14 @@ class YoloFormat:
     description = "Ultralytics / Darknet YOLO (data.yaml + images/ + labels/, or flat .txt folders)"
 
     def detect(self, path: Path) -> bool:
-        """A yaml file, or a folder with a yaml, ``labels/``, ``classes.txt`` or ``.txt`` labels."""
+        """A yaml file, or a folder with a yaml, ``labels/`` or ``.txt`` labels beside images."""
         if path.is_file():
             return path.suffix.lower() in (".yaml", ".yml")
         if not path.is_dir():
             return False
         if _find_yaml(path) is not None or (path / "labels").is_dir():
             return True
-        if (path / "classes.txt").is_file() or _has_label_txt(path):
+        if _has_label_txt(path):
             return True
         return any(
             (d / "images").is_dir() and (d / "labels").is_dir()

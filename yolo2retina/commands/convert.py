@@ -1,0 +1,51 @@
+"""``yolo2retina convert``: rewrite a dataset in another format."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "convert"
+HELP = "Convert a YOLO / VOC / COCO dataset (all splits) to another format."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    p.add_argument("src", help="source: data.yaml, dataset folder, VOC folder or COCO .json")
+    p.add_argument("dst", help="output folder")
+    p.add_argument("--to", required=True, help="target format: yolo, voc, coco or a plug-in name")
+    p.add_argument(
+        "--from", dest="src_format", default="auto", help="source format (default: auto-detect)"
+    )
+    p.add_argument(
+        "--split", action="append", default=None, help="convert only this split (repeatable)"
+    )
+    p.add_argument(
+        "--images",
+        choices=("copy", "symlink", "hardlink"),
+        default="copy",
+        help="how images reach the output (default: copy)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert and print what was written and what the target format could not hold."""
+    import warnings
+
+    from yolo2retina.convert import convert_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # 'lost' lines are printed below
+        report = convert_dataset(
+            args.src,
+            args.dst,
+            args.to,
+            src_format=args.src_format,
+            splits=args.split,
+            images=args.images,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    print(report)
+    return 0

@@ -1,0 +1,153 @@
+"""Whole-dataset operations over the format registry: convert every split, check a dataset."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+from yolo2retina.errors import DatasetError, Yolo2RetinaError
+from yolo2retina.formats import detect_format, get_format, load_splits, write_annotations
+from yolo2retina.formats.registry import ImageMode, WriteReport
+
+__all__ = ["CheckResult", "SplitCheck", "check_dataset", "convert_dataset"]
+
+
+def convert_dataset(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    to: str,
+    *,
+    src_format: str = "auto",
+    splits: Sequence[str] | None = None,
+    images: ImageMode = "copy",
+    overwrite: bool = False,
+    progress: bool = False,
+) -> WriteReport:
+    """Read every split of ``src`` and write them all to ``dst`` in format ``to``.
+
+    Args:
+        src: a data.yaml, dataset folder or COCO JSON.
+        dst: output folder.
+        to: target format name (``yolo``, ``voc``, ``coco`` or a plug-in).
+        src_format: source format, ``"auto"`` to detect it.
+        splits: only these splits (default: all found; a single-split source is ``train``).
+        images: ``"copy"``, ``"symlink"`` or ``"hardlink"`` the images.
+        overwrite: replace existing output files.
+        progress: show progress bars.
+
+    Returns:
+        The writer's report; its ``lost`` lists what ``to`` cannot hold.
+
+    Raises:
+        DatasetError: the source does not load, or outputs exist and ``overwrite`` is False.
+    """
+    get_format(to)  # unknown target: fail before reading anything
+    data = load_splits(src, src_format, splits)
+    if Path(dst).resolve() == Path(src).resolve():
+        raise DatasetError(f"{dst}: destination is the source; choose another folder")
+    return write_annotations(data, dst, to, images=images, overwrite=overwrite, progress=progress)
+
+
+@attrs.define
+class SplitCheck:
+    """The result of loading one split.
+
+    Attributes:
+        split: split name (``"-"`` for a single-split source).
+        images: images loaded (0 when the split did not load).
+        boxes: boxes loaded.
+        background_images: images with no boxes.
+        clipped: boxes clipped into the image.
+        dropped: boxes dropped (zero area or duplicate).
+        errors: ``file:line: message`` lines that stop the split from loading.
+        warnings: ``file:line: message`` lines for clips, drops and skipped files.
+    """
+
+    split: str
+    images: int = 0
+    boxes: int = 0
+    background_images: int = 0
+    clipped: int = 0
+    dropped: int = 0
+    errors: list[str] = attrs.field(factory=list)
+    warnings: list[str] = attrs.field(factory=list)
+
+
+@attrs.define
+class CheckResult:
+    """Every split's :class:`SplitCheck`."""
+
+    source: str
+    format: str
+    splits: list[SplitCheck]
+
+    @property
+    def ok(self) -> bool:
+        """No split has an error."""
+        return not any(s.errors for s in self.splits)
+
+    @property
+    def num_errors(self) -> int:
+        """Error lines over all splits."""
+        return sum(len(s.errors) for s in self.splits)
+
+    def table(self) -> str:
+        """A fixed-width summary table, one row per split."""
+        head = ("split", "images", "background", "boxes", "clipped", "dropped", "errors")
+        rows = [
+            (
+                s.split,
+                str(s.images),
+                str(s.background_images),
+                str(s.boxes),
+                str(s.clipped),
+                str(s.dropped),
+                str(len(s.errors)),
+            )
+            for s in self.splits
+        ]
+        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+        fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+        lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*r) for r in rows]
+        return "\n".join(lines)
+
+
+def check_dataset(
+    src: str | os.PathLike[str],
+    format: str = "auto",
+    splits: Sequence[str] | None = None,
+    *,
+    strict: bool = False,
+) -> CheckResult:
+    """Load every split of ``src`` and collect every problem instead of stopping at one.
+
+    Args:
+        src: a data.yaml, dataset folder or COCO JSON.
+        format: source format, ``"auto"`` to detect it.
+        splits: only these splits (default: all found).
+        strict: count clips and drops as errors.
+    """
+    p = Path(src)
+    name = detect_format(p) if format == "auto" else format
+    adapter = get_format(name)
+    names: list[str | None] = list(splits) if splits else list(adapter.splits(p)) or [None]
+    out = []
+    for s in names:
+        sc = SplitCheck(s or "-")
+        try:
+            ann = adapter.read(p, s, strict=strict)
+        except DatasetError as e:
+            sc.errors = list(e.problems) or [e.summary]
+        except Yolo2RetinaError as e:
+            sc.errors = [str(e)]
+        else:
+            r = ann.report
+            sc.images, sc.boxes, sc.background_images = len(ann), ann.num_boxes, r.background_images
+            sc.clipped, sc.dropped = r.clipped, r.dropped_zero_area + r.dropped_duplicates
+            sc.warnings = list(r.details)
+        out.append(sc)
+    return CheckResult(str(p), name, out)
