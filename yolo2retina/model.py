@@ -29,6 +29,9 @@ from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from yolo2retina.anchors import DEFAULT_RATIOS as DEFAULT_ASPECT_RATIOS
+from yolo2retina.anchors import DEFAULT_SIZES as DEFAULT_ANCHOR_SIZES
+from yolo2retina.anchors import fit_anchors
 from yolo2retina.errors import ConfigError
 
 __all__ = [
@@ -44,14 +47,6 @@ __all__ = [
 
 #: Backbone names accepted by :func:`build_retinanet`.
 BACKBONES = ("resnet50_fpn", "resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
-
-#: torchvision's RetinaNet anchors: 3 scales per level (x 2^0, 2^(1/3), 2^(2/3)) on P3-P7.
-DEFAULT_ANCHOR_SIZES: tuple[tuple[float, ...], ...] = tuple(
-    (float(x), float(int(x * 2 ** (1.0 / 3))), float(int(x * 2 ** (2.0 / 3))))
-    for x in (32, 64, 128, 256, 512)
-)
-#: torchvision's RetinaNet aspect ratios (height / width), the same on every level.
-DEFAULT_ASPECT_RATIOS: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * 5
 
 #: Number of feature levels (P3-P7) of every backbone here, as in torchvision's RetinaNet.
 NUM_LEVELS = 5
@@ -329,8 +324,6 @@ def _resolve_anchors(
             )
         if dataset is None:
             raise ConfigError("anchor_sizes='auto' needs dataset= (the training data to fit)")
-        from yolo2retina.anchors import fit_anchors
-
         fit = fit_anchors(dataset, min_size=min_size, max_size=max_size)
         sizes, ratios = fit.sizes, fit.aspect_ratios
         if aspect_ratios is not None:
