@@ -28,11 +28,8 @@ COCOeval:
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -60,7 +57,6 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "predict_dataset",
-    "write_coco_results",
 ]
 
 #: IoU thresholds .50:.05:.95, built exactly as pycocotools builds them (``np.linspace``).
@@ -694,66 +690,6 @@ def confusion_matrix(
             out[K, dl[j]] += 1
         missed = ~taken & ~crowd
         np.add.at(out[:, K], g_lab[missed], 1)
-    return out
-
-
-# -- COCO results JSON -------------------------------------------------------------------------
-
-
-def write_coco_results(
-    predictions: Sequence[Target],
-    annotations: Annotations,
-    path: str | os.PathLike[str],
-    *,
-    category_ids: Sequence[int] | None = None,
-) -> Path:
-    """Write predictions as a COCO results JSON that pycocotools' ``loadRes`` reads.
-
-    Each detection becomes ``{"image_id", "category_id", "bbox": [x, y, w, h], "score"}``,
-    image by image in input order, with full float precision (so pycocotools scores
-    exactly what :func:`coco_map` scores).
-
-    Args:
-        predictions: one Target with scores per image of ``annotations``.
-        annotations: the ground truth; gives ``image_ids`` and, for COCO sources,
-            ``category_ids`` (the original category id of each label).
-        path: output ``.json`` file.
-        category_ids: override the category id of each label. Default: the source's
-            ``annotations.category_ids``, else ``label + 1`` (COCO ids start at 1).
-
-    Returns:
-        The path written.
-    """
-    if len(predictions) != len(annotations):
-        raise DatasetError(
-            f"write_coco_results: {len(predictions)} predictions for {len(annotations)} images"
-        )
-    K = annotations.num_classes
-    if category_ids is None:
-        category_ids = annotations.category_ids
-    cat = (
-        np.arange(1, K + 1, dtype=np.int64)
-        if category_ids is None
-        else np.asarray(category_ids, np.int64)
-    )
-    if cat.shape != (K,):
-        raise DatasetError(f"write_coco_results: {cat.size} category ids for {K} classes")
-    pred = _flatten_predictions(predictions, K)
-    xywh = box_ops.xyxy_to_xywh(pred.xyxy)
-    image_ids = annotations.image_ids[pred.image]
-    records = [
-        {"image_id": int(i), "category_id": int(c), "bbox": b, "score": float(s)}
-        for i, c, b, s in zip(
-            image_ids.tolist(),
-            cat[pred.labels].tolist(),
-            xywh.tolist(),
-            pred.scores.tolist(),
-            strict=True,
-        )
-    ]
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(records))
     return out
 
 
