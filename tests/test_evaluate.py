@@ -439,3 +439,51 @@ def test_evaluate_runs_a_torchvision_retinanet(tmp_path: Path) -> None:
     m = evaluate(model, centre_dataset(tmp_path, None), batch_size=3, progress=False)
     assert 0.0 <= m.map <= 1.0
     assert m.num_images == 3
+
+
+# -- the CLI ----------------------------------------------------------------------------------------
+
+
+def test_cli_evaluate_prints_the_table_and_writes_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`yolo2retina evaluate` prints the table and writes metrics.json, predictions.json, PNGs."""
+    from yolo2retina.cli import main
+    from yolo2retina.datasets import synthetic_sticky_board
+    from yolo2retina.model import build_retinanet
+
+    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
+    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
+    torch.manual_seed(0)
+    model = build_retinanet(**args)  # type: ignore[arg-type]
+    ckpt = tmp_path / "run" / "best.pt"
+    ckpt.parent.mkdir()
+    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+
+    rc = main(["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Average Precision  (AP) @[ IoU=0.50:0.95" in out
+    folder = tmp_path / "run" / "eval-val"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"varroa"}
+    assert len(metrics["confusion_matrix"]["matrix"]) == 2
+    assert isinstance(json.loads((folder / "predictions.json").read_text()), list)
+    assert (folder / "confusion_matrix.png").is_file()
+
+
+def test_cli_evaluate_refuses_other_classes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A checkpoint trained on other classes is an error with exit code 1, in one line."""
+    from yolo2retina.cli import main
+    from yolo2retina.datasets import synthetic_sticky_board
+    from yolo2retina.model import build_retinanet
+
+    data = synthetic_sticky_board(tmp_path / "board", n_images=2, image_size=64)
+    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
+    ckpt = tmp_path / "best.pt"
+    model = build_retinanet(**args)  # type: ignore[arg-type]
+    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["ant"]}, ckpt)
+    assert main(["evaluate", "--data", str(data), "--weights", str(ckpt)]) == 1
+    assert "trained on classes ['ant']" in capsys.readouterr().err

@@ -28,8 +28,11 @@ COCOeval:
 
 from __future__ import annotations
 
+import json
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -57,6 +60,7 @@ __all__ = [
     "confusion_matrix",
     "evaluate",
     "predict_dataset",
+    "write_evaluation",
 ]
 
 #: IoU thresholds .50:.05:.95, built exactly as pycocotools builds them (``np.linspace``).
@@ -691,6 +695,75 @@ def confusion_matrix(
         missed = ~taken & ~crowd
         np.add.at(out[:, K], g_lab[missed], 1)
     return out
+
+
+# -- writing an evaluation ----------------------------------------------------------------------
+
+
+def write_evaluation(
+    out_dir: str | os.PathLike[str],
+    metrics: Metrics,
+    predictions: Sequence[Target],
+    ground_truth: Annotations,
+    *,
+    plots: bool = True,
+    score_threshold: float = 0.3,
+    extra: Mapping[str, Any] | None = None,
+) -> list[Path]:
+    """Write an evaluation folder: ``metrics.json``, ``predictions.json`` and the plots.
+
+    * ``metrics.json``: :meth:`Metrics.to_dict` plus the confusion matrix and ``extra``;
+    * ``predictions.json``: COCO results (original image and category ids when the
+      ground truth came from COCO), readable by pycocotools' ``loadRes``;
+    * ``pr_<index>_<class>.png`` (IoU 0.5) and ``confusion_matrix.png`` when ``plots`` is
+      true and matplotlib is installed (otherwise a warning says how to install it).
+
+    Args:
+        out_dir: the folder (created when missing).
+        metrics: the result of :func:`coco_map` for ``predictions``.
+        predictions: one Target with scores per image of ``ground_truth``.
+        ground_truth: the annotations that were evaluated.
+        plots: draw the PNGs.
+        score_threshold: lowest score that counts in the confusion matrix.
+        extra: more JSON-ready keys for ``metrics.json`` (e.g. data and weights paths).
+
+    Returns:
+        The files written.
+    """
+    from yolo2retina.formats.coco import write_coco_results
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cm = confusion_matrix(ground_truth, predictions, score_threshold=score_threshold)
+    record = dict(extra or {})
+    record.update(metrics.to_dict())
+    record["confusion_matrix"] = {
+        "iou_threshold": 0.5,
+        "score_threshold": score_threshold,
+        "labels": [*ground_truth.class_names, "background"],
+        "rows": "true class",
+        "columns": "predicted class",
+        "matrix": cm.tolist(),
+    }
+    written = [out / "metrics.json"]
+    written[0].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    written.append(write_coco_results(predictions, ground_truth, out / "predictions.json"))
+    if plots:
+        try:
+            from yolo2retina.plots import plot_confusion_matrix, plot_pr_curves
+
+            written += plot_pr_curves(metrics, out)
+            written.append(
+                plot_confusion_matrix(
+                    cm,
+                    ground_truth.class_names,
+                    out / "confusion_matrix.png",
+                    title=f"confusion matrix at IoU 0.5, score >= {score_threshold:g}",
+                )
+            )
+        except ImportError as e:
+            warnings.warn(f"plots skipped: {e}", stacklevel=2)
+    return written
 
 
 # -- running a model ---------------------------------------------------------------------------

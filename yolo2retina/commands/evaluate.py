@@ -1,0 +1,88 @@
+"""``yolo2retina evaluate``: score a checkpoint on a dataset split, COCO-style."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+NAME = "evaluate"
+HELP = (
+    "Score a trained checkpoint on a dataset split: print the COCO mAP table and write "
+    "metrics.json, predictions.json (COCO results), PR curves and a confusion matrix."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    p.add_argument(
+        "--data", required=True, help="dataset: data.yaml, dataset folder, VOC folder or COCO .json"
+    )
+    p.add_argument("--weights", required=True, help="checkpoint written by training (best.pt)")
+    p.add_argument("--split", default="val", help="split to evaluate (default: val)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output folder (default: eval-<split> beside the checkpoint)",
+    )
+    p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument(
+        "--max-size",
+        type=int,
+        default=None,
+        help="decode images at most this large (longer side); boxes are mapped back",
+    )
+    p.add_argument(
+        "--score-threshold",
+        type=float,
+        default=0.3,
+        help="lowest score counted in the confusion matrix (default: 0.3)",
+    )
+    p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate one checkpoint on one split."""
+    from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.errors import ConfigError
+    from yolo2retina.evaluate import coco_map, predict_dataset, write_evaluation
+    from yolo2retina.formats import load_annotations
+    from yolo2retina.model import load_model
+
+    loaded = load_model(args.weights, device=args.device)
+    ann = load_annotations(args.data, format=args.format, split=args.split)
+    if tuple(ann.class_names) != tuple(loaded.class_names):
+        raise ConfigError(
+            f"{args.weights} was trained on classes {list(loaded.class_names)} but {args.data} "
+            f"({args.split}) has {list(ann.class_names)}"
+        )
+    dataset = DetectionDataset(ann, max_size=args.max_size)
+    preds = predict_dataset(
+        loaded.model,
+        dataset,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
+    )
+    metrics = coco_map(ann, preds)
+    print(metrics)
+    out = Path(args.out) if args.out else Path(args.weights).parent / f"eval-{args.split}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_evaluation(
+            out,
+            metrics,
+            preds,
+            ann,
+            plots=not args.no_plots,
+            score_threshold=args.score_threshold,
+            extra={"data": str(args.data), "split": args.split, "weights": str(args.weights)},
+        )
+    for w in caught:
+        print(f"note: {w.message}", file=sys.stderr)
+    print(f"wrote {out}/metrics.json, predictions.json" + ("" if args.no_plots else " and plots"))
+    return 0
