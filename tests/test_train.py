@@ -1,0 +1,308 @@
+"""Tests for yolo2retina.train: config validation, the loop, checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+from torchvision.transforms import v2
+
+from yolo2retina.cli import main
+from yolo2retina.dataset import DetectionDataset, YoloDataset
+from yolo2retina.datasets import synthetic_sticky_board
+from yolo2retina.errors import ConfigError, NonFiniteLossError
+from yolo2retina.model import build_args, build_retinanet, load_model
+from yolo2retina.train import (
+    FitResult,
+    TrainConfig,
+    fit,
+    load_checkpoint,
+    make_lr_lambda,
+    validation_losses,
+)
+
+torch.set_num_threads(1)
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic sticky board: 8 images of 64 px, train and val splits."""
+    root = tmp_path_factory.mktemp("board")
+    return synthetic_sticky_board(root, n_images=8, image_size=SIZE, val_fraction=0.25, seed=3)
+
+
+def _model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_retinanet(
+        num_classes=1, backbone="resnet18_fpn", min_size=SIZE, max_size=SIZE, detections_per_img=20
+    )
+
+
+def _config(out: Path, **kw: Any) -> TrainConfig:
+    base: dict[str, Any] = {
+        "epochs": 2,
+        "batch_size": 2,
+        "lr": 0.005,
+        "num_workers": 0,
+        "warmup_iters": 2,
+        "out_dir": out,
+        "metric": "val_loss",
+        "progress": False,
+    }
+    return TrainConfig(**(base | kw))
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"batch_size": 2.5}, "batch_size must be an integer"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": math.nan}, "lr must be > 0"),
+        ({"optimizer": "adam"}, "optimizer must be one of sgd, adamw"),
+        ({"amp": "fp32"}, "amp must be one of"),
+        ({"device": "tpu"}, "device must be"),
+        ({"schedule": "multistep"}, "needs milestones"),
+        ({"schedule": "multistep", "milestones": (5, 3)}, "increasing"),
+        ({"warmup_iters": 10, "warmup_epochs": 1.0}, "not both"),
+        ({"metric": "f1"}, "metric must be one of"),
+        ({"patience": 0}, "patience must be >= 1"),
+        ({"grad_clip": -1.0}, "grad_clip must be > 0"),
+        ({"accumulate": 0}, "accumulate must be >= 1"),
+        ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
+    ],
+)
+def test_config_rejects_bad_values(kw: dict[str, Any], message: str) -> None:
+    """Each invalid setting raises ConfigError naming the setting."""
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**kw)
+
+
+def test_config_is_frozen_and_round_trips(tmp_path: Path) -> None:
+    """A config cannot be changed in place and survives to_dict / from_dict."""
+    cfg = TrainConfig(
+        out_dir=tmp_path, schedule="multistep", milestones=[3, 5], grad_clip=None, device="cuda:1"
+    )
+    with pytest.raises(AttributeError):
+        cfg.epochs = 3  # type: ignore[misc]
+    d = cfg.to_dict()
+    assert json.loads(json.dumps(d)) == d  # plain values only
+    assert TrainConfig.from_dict(d) == cfg
+    with pytest.raises(ConfigError, match="unknown TrainConfig settings: bogus"):
+        TrainConfig.from_dict(d | {"bogus": 1})
+
+
+def test_lr_schedule_warmup_then_cosine_and_multistep() -> None:
+    """The multiplier rises linearly during warmup, then follows cosine or steps down."""
+    cfg = TrainConfig(epochs=4, warmup_iters=10, warmup_factor=0.1, min_lr_ratio=0.0)
+    f = make_lr_lambda(cfg, steps_per_epoch=10)
+    assert f(0) == pytest.approx(0.1)
+    assert f(5) == pytest.approx(0.55)
+    assert f(10) == pytest.approx(1.0)
+    assert f(25) == pytest.approx(0.5)  # half-way through the 30 decay steps
+    assert f(40) == pytest.approx(0.0)
+    ms = TrainConfig(epochs=4, schedule="multistep", milestones=(2, 3), gamma=0.5)
+    g = make_lr_lambda(ms, steps_per_epoch=10)
+    assert [g(s) for s in (0, 19, 20, 29, 30, 39)] == [1.0, 1.0, 0.5, 0.5, 0.25, 0.25]
+
+
+# -- the loop and its files --------------------------------------------------------------------
+
+
+def test_fit_writes_metrics_curves_and_loadable_checkpoints(board: Path, tmp_path: Path) -> None:
+    """fit writes metrics.jsonl (one record per epoch), curves.png and weights-only checkpoints."""
+    train, val = YoloDataset(board, "train"), YoloDataset(board, "val")
+    model = _model()
+    result = fit(model, train, val, _config(tmp_path / "run", metric="map50"))
+    assert isinstance(result, FitResult)
+    run = tmp_path / "run"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        for key in ("train_loss", "train_classification", "val_loss", "map50", "map", "lr"):
+            assert math.isfinite(r[key]), key
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    state = torch.load(run / "last.pt", map_location="cpu", weights_only=True)
+    for key in ("model", "model_args", "class_names", "meta", "epoch", "optimizer", "scheduler"):
+        assert key in state
+    assert {"scaler", "config", "rng", "best_metric"} <= set(state)
+    assert state["epoch"] == 2
+    assert state["class_names"] == ["varroa"]
+    assert state["model_args"] == build_args(model)
+    assert state["meta"]["train_image_size"] == SIZE
+    assert set(state["meta"]["box_size_px"]) == {"median", "p10", "p90"}
+    assert result.best_epoch in (1, 2)
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
+    assert best["epoch"] == result.best_epoch
+    assert best["best_metric"] == pytest.approx(records[result.best_epoch - 1]["map50"])
+    loaded = load_model(run / "best.pt")
+    assert loaded.class_names == ("varroa",)
+    for k, v in loaded.model.state_dict().items():
+        assert torch.equal(v, best["model"][k]), k
+
+
+def test_curves_need_matplotlib_and_say_so(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without matplotlib, plot_curves names the 'plot' extra and fit still finishes."""
+    from yolo2retina.curves import plot_curves
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    with pytest.raises(ImportError, match=r"yolo2retina\[plot\]"):
+        plot_curves([{"epoch": 1, "train_loss": 1.0}], tmp_path / "c.png")
+    lines: list[str] = []
+    cfg = _config(tmp_path / "run", epochs=1, progress=True)
+    fit(_model(), YoloDataset(board, "train"), None, cfg, log=lines.append)
+    assert any("yolo2retina[plot]" in line for line in lines)
+    assert not (tmp_path / "run" / "curves.png").exists()
+    assert (tmp_path / "run" / "best.pt").is_file()  # without validation: the last epoch
+
+
+class _Interrupted(Exception):
+    pass
+
+
+class _InterruptAfter(DetectionDataset):
+    """Raises after ``limit`` samples, like a Ctrl-C or a pre-empted job."""
+
+    def __init__(self, base: DetectionDataset, limit: int) -> None:
+        super().__init__(base.annotations, base.transforms)
+        self.calls, self.limit = 0, limit
+
+    def __getitem__(self, i: int) -> Any:
+        self.calls += 1
+        if self.calls > self.limit:
+            raise _Interrupted
+        return super().__getitem__(i)
+
+
+def test_resume_continues_exactly(board: Path, tmp_path: Path) -> None:
+    """2 epochs straight and 1 epoch, interrupt, resume, 1 epoch give identical weights."""
+    flip = v2.RandomHorizontalFlip(0.5)  # uses the global RNG: it must be restored too
+    train = YoloDataset(board, "train", transforms=flip)
+    val = YoloDataset(board, "val")
+    straight = _model()
+    fit(straight, train, val, _config(tmp_path / "a", accumulate=2, optimizer="adamw"))
+
+    first = _model()
+    cut = _InterruptAfter(train, limit=len(train))  # dies at the first sample of epoch 2
+    with pytest.raises(_Interrupted):
+        fit(first, cut, val, _config(tmp_path / "b", accumulate=2, optimizer="adamw"))
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+
+    resumed = _model(seed=123)  # different init: everything must come from the checkpoint
+    cfg = _config(tmp_path / "b", accumulate=2, optimizer="adamw", resume=tmp_path / "b/last.pt")
+    result = fit(resumed, train, val, cfg)
+    assert result.epochs_completed == 2
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    hist_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
+    hist_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
+    drop = ("train_seconds",)
+    assert [{k: v for k, v in json.loads(x).items() if k not in drop} for x in hist_a] == [
+        {k: v for k, v in json.loads(x).items() if k not in drop} for x in hist_b
+    ]
+
+
+class _NaNLoss(nn.Module):
+    """Wraps a detector and turns its classification loss into NaN."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, images: Any, targets: Any = None) -> Any:
+        out = self.inner(images, targets)
+        if self.training:
+            out["classification"] = out["classification"] * math.nan
+        return out
+
+
+def test_nan_loss_raises_naming_the_batch_images(board: Path, tmp_path: Path) -> None:
+    """A NaN loss raises NonFiniteLossError listing the image files of that batch."""
+    train = YoloDataset(board, "train")
+    with pytest.raises(NonFiniteLossError, match="loss is nan") as info:
+        fit(_NaNLoss(_model()), train, None, _config(tmp_path / "run", batch_size=2))
+    paths = info.value.image_paths
+    assert len(paths) == 2
+    every = {str(train.image_path(i)) for i in range(len(train))}
+    assert set(paths) <= every
+    assert paths[0] in str(info.value)
+
+
+def test_validation_losses_leave_batchnorm_statistics_alone(board: Path) -> None:
+    """Val losses run the model in train mode but update no BatchNorm running statistic."""
+    model = _model()
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    from torch.utils.data import DataLoader
+
+    from yolo2retina.dataset import collate
+
+    loader = DataLoader(YoloDataset(board, "val"), batch_size=2, collate_fn=collate)
+    losses = validation_losses(model, loader, device=torch.device("cpu"))
+    assert set(losses) == {"loss", "classification", "bbox_regression"}
+    assert all(math.isfinite(v) for v in losses.values())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert model.training
+
+
+def test_early_stopping_after_patience(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training stops once the metric has not improved for `patience` validations."""
+    from yolo2retina import train as train_mod
+
+    scores = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.95])
+
+    def fake_validate(*_a: Any, **_k: Any) -> dict[str, float]:
+        return {"val_loss": 1.0, "map50": next(scores), "map": 0.1, "map75": 0.1}
+
+    monkeypatch.setattr(train_mod, "validate", fake_validate)
+    cfg = _config(tmp_path / "run", epochs=6, metric="map50", patience=2)
+    result = fit(_model(), YoloDataset(board, "train"), YoloDataset(board, "val"), cfg)
+    assert result.stopped_early
+    assert result.epochs_completed == 4
+    assert (result.best_epoch, result.best_metric) == (2, 0.6)
+    assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
+
+
+def test_cli_train_then_resume(
+    board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`yolo2retina train` writes a run folder and prints the final mAP; --resume continues it."""
+    out = tmp_path / "run"
+    common = ["--img-size", str(SIZE), "--batch-size", "2", "--workers", "0", "--seed", "1"]
+    argv = ["train", "--data", str(board), "--backbone", "resnet18_fpn", "--epochs", "1"]
+    assert main([*argv, *common, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "final val mAP@0.5:" in text
+    assert "Anchors for min_size=64" in text  # the fitted anchors' coverage is printed
+    assert {"best.pt", "last.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in out.iterdir()}
+    assert main(["train", "--resume", str(out / "last.pt"), "--epochs", "2"]) == 0
+    assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_cli_train_reports_a_bad_dataset_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A missing dataset is a library error: one line on stderr and exit code 1."""
+    assert main(["train", "--data", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nope.yaml" in err

@@ -1,0 +1,168 @@
+"""``yolo2retina train``: train a RetinaNet on a dataset, or on the built-in demo board."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+NAME = "train"
+HELP = (
+    "Train a RetinaNet on a YOLO / VOC / COCO dataset. Without --data, generate the "
+    "synthetic varroa sticky board into the run folder and train a small model on it "
+    "(a few minutes on a CPU)."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    from yolo2retina.model import BACKBONES
+
+    p.add_argument(
+        "--data",
+        default=None,
+        help="data.yaml, dataset folder, VOC folder or COCO .json with train and val splits "
+        "(default: generate the synthetic sticky board demo into OUT/data)",
+    )
+    p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="images per step and per process (default: 4)"
+    )
+    p.add_argument(
+        "--img-size",
+        type=int,
+        default=None,
+        help="longer image side the model sees, in pixels (default: 800; demo: 160)",
+    )
+    p.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default=None,
+        help="network body (default: resnet50_fpn; demo: resnet18_fpn)",
+    )
+    p.add_argument(
+        "--weights",
+        default=None,
+        metavar="PATH",
+        help="start from these weights: a checkpoint or state-dict file, or DEFAULT to "
+        "download torchvision's COCO weights (default: random initialisation)",
+    )
+    p.add_argument(
+        "--weights-backbone",
+        default=None,
+        metavar="PATH",
+        help="backbone weights: a state-dict file, or DEFAULT to download ImageNet weights",
+    )
+    p.add_argument(
+        "--anchors",
+        choices=("auto", "default"),
+        default="auto",
+        help="auto: fit anchor sizes to the training boxes and print their coverage; "
+        "default: torchvision's 32-512 px anchors (default: auto)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="run folder for best.pt, last.pt, metrics.jsonl and curves.png "
+        "(default: runs/train, or runs/train2, ... if taken; with --resume: the checkpoint's folder)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="CKPT",
+        help="continue an interrupted run from its last.pt (same data, model and settings)",
+    )
+    p.add_argument(
+        "--device",
+        choices=("auto", "cuda", "mps", "cpu"),
+        default="auto",
+        help="where to train (default: auto = cuda, then mps, then cpu)",
+    )
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.01 SGD)")
+    p.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), default=None, help="optimizer (default: sgd)"
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="data-loading processes (default: 2; demo: 0)"
+    )
+    p.add_argument(
+        "--amp",
+        choices=("auto", "bf16", "fp16", "off"),
+        default="auto",
+        help="mixed precision on CUDA (default: auto = bf16 where supported, else fp16)",
+    )
+    p.add_argument(
+        "--metric",
+        choices=("map50", "map", "map75", "val_loss"),
+        default="map50",
+        help="validation metric that picks best.pt (default: map50)",
+    )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=None,
+        help="stop after this many validations without improvement (default: never)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the config, train, and print the final validation figures."""
+    from pathlib import Path
+
+    from yolo2retina.train import (
+        DEMO_CONFIG,
+        DEMO_MODEL,
+        TrainConfig,
+        load_checkpoint,
+        next_run_dir,
+        run_training,
+    )
+
+    demo = args.data is None and args.resume is None
+    settings: dict[str, Any] = dict(DEMO_CONFIG) if demo else {}
+    if args.resume is not None:
+        settings = dict(load_checkpoint(args.resume)["config"])
+        settings["resume"] = args.resume
+        settings["out_dir"] = args.out or str(Path(args.resume).parent)
+    else:
+        settings["out_dir"] = str(args.out or next_run_dir("runs/train"))
+    given = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "optimizer": args.optimizer,
+        "num_workers": args.workers,
+        "patience": args.patience,
+    }
+    settings |= {k: v for k, v in given.items() if v is not None}
+    if args.resume is None or args.device != "auto":
+        settings["device"] = args.device
+    if args.resume is None:
+        settings |= {"amp": args.amp, "metric": args.metric, "seed": args.seed}
+    config = TrainConfig.from_dict(settings)
+
+    model = dict(DEMO_MODEL) if demo else {"backbone": "resnet50_fpn", "img_size": 800}
+    if args.backbone is not None:
+        model["backbone"] = args.backbone
+    if args.img_size is not None:
+        model["img_size"] = args.img_size
+    result = run_training(
+        args.data,
+        config,
+        format=args.format,
+        weights=args.weights,
+        weights_backbone=args.weights_backbone,
+        anchors=args.anchors,
+        **model,
+    )
+    final = result.final
+    print(f"run folder: {result.out_dir} (best.pt, last.pt, metrics.jsonl, curves.png)")
+    if "map50" in final:
+        print(f"final val mAP@0.5: {final['map50']:.3f}  (mAP@[.5:.95]: {final['map']:.3f})")
+    elif "val_loss" in final:
+        print(f"final val loss: {final['val_loss']:.4f}")
+    if result.best_metric is not None:
+        print(f"best {result.metric}: {result.best_metric:.4f} at epoch {result.best_epoch}")
+    return 0

@@ -1,0 +1,1098 @@
+"""The training loop: :class:`TrainConfig`, :func:`fit`, checkpoints and exact resume.
+
+Read it top to bottom: :func:`fit` sets up the device, data loaders, optimizer and schedule,
+then alternates :func:`train_one_epoch` and :func:`validate`, and writes ``metrics.jsonl``,
+``curves.png``, ``last.pt`` and ``best.pt`` into ``config.out_dir``.
+
+The same :func:`fit` runs unchanged under ``torchrun --nproc_per_node=N``: it wraps the
+model in DistributedDataParallel, shards the data with a DistributedSampler, and only rank 0
+logs, validates and writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from yolo2retina import distributed
+from yolo2retina.dataset import collate
+from yolo2retina.errors import ConfigError, NonFiniteLossError
+
+__all__ = [
+    "FitResult",
+    "TrainConfig",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+    "train_one_epoch",
+    "validate",
+]
+
+Optimizer = Literal["sgd", "adamw"]
+Schedule = Literal["cosine", "multistep"]
+Amp = Literal["auto", "bf16", "fp16", "off"]
+Metric = Literal["map50", "map", "map75", "val_loss"]
+
+#: Metrics where larger is better; every other metric is a loss (smaller is better).
+_MAXIMISED = frozenset({"map50", "map", "map75"})
+
+
+# -- configuration ----------------------------------------------------------------------
+
+
+def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value not in choices:
+            raise ConfigError(f"{attr.name} must be one of {', '.join(choices)}; got {value!r}")
+
+    return check
+
+
+def _at_least(
+    bound: float, *, strict: bool = False
+) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
+    def check(_inst: Any, attr: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{attr.name} must be a number; got {value!r}")
+        bad = value <= bound if strict else value < bound
+        if bad or not math.isfinite(value):
+            op = ">" if strict else ">="
+            raise ConfigError(f"{attr.name} must be {op} {bound}; got {value!r}")
+
+    return check
+
+
+def _check_device(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if value in ("auto", "cpu", "mps", "cuda") or value.startswith("cuda:"):
+        return
+    raise ConfigError(f"device must be auto, cuda, cuda:N, mps or cpu; got {value!r}")
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
+@attrs.frozen(kw_only=True)
+class TrainConfig:
+    """Every setting of :func:`fit`, validated when the config is made.
+
+    Invalid values raise :class:`~yolo2retina.errors.ConfigError`.
+
+    Attributes:
+        epochs: passes over the training data.
+        batch_size: images per step and per process.
+        lr: peak learning rate (after warmup). For ``batch_size * accumulate * world_size``
+            images per update; scale it yourself when that changes.
+        optimizer: ``"sgd"`` (with momentum) or ``"adamw"``.
+        momentum: SGD momentum (AdamW's beta1 stays 0.9).
+        weight_decay: L2 weight decay (decoupled for AdamW).
+        warmup_iters: optimizer steps of linear warmup from ``lr * warmup_factor``.
+        warmup_epochs: warmup length in epochs instead (set at most one of the two).
+        warmup_factor: learning-rate multiplier at the first step.
+        schedule: decay after warmup: ``"cosine"`` down to ``lr * min_lr_ratio``, or
+            ``"multistep"`` (``lr *= gamma`` at each epoch in ``milestones``).
+        milestones: epochs at which ``"multistep"`` decays the learning rate.
+        gamma: ``"multistep"`` decay factor.
+        min_lr_ratio: final learning rate of ``"cosine"``, as a fraction of ``lr``.
+        grad_clip: clip the gradients' global L2 norm to this; ``None`` to not clip.
+        accumulate: batches whose gradients add up before each optimizer step.
+        amp: mixed precision: ``"auto"`` is bf16 on CUDA GPUs that support it, fp16 (with a
+            GradScaler) on older ones, off on CPU and MPS.
+        device: ``"auto"`` picks cuda, then mps, then cpu.
+        seed: seeds torch, NumPy, Python's ``random``, the data order and the workers.
+        num_workers: DataLoader worker processes.
+        val_every: validate every this many epochs (and always after the last one).
+        metric: what picks ``best.pt`` and drives early stopping: ``"map50"``, ``"map"``,
+            ``"map75"`` (higher is better) or ``"val_loss"`` (lower is better).
+        patience: stop after this many validations without improvement; ``None`` never stops.
+        out_dir: run folder for checkpoints, ``metrics.jsonl`` and ``curves.png``.
+        resume: a ``last.pt`` to continue from (its epoch count, optimizer, schedule and RNG).
+        progress: show the tqdm bar and print one summary line per epoch (rank 0 only).
+    """
+
+    epochs: int = attrs.field(default=12, validator=_at_least(1))
+    batch_size: int = attrs.field(default=4, validator=_at_least(1))
+    lr: float = attrs.field(default=0.01, validator=_at_least(0.0, strict=True))
+    optimizer: Optimizer = attrs.field(default="sgd", validator=_one_of("sgd", "adamw"))
+    momentum: float = attrs.field(default=0.9, validator=_at_least(0.0))
+    weight_decay: float = attrs.field(default=1e-4, validator=_at_least(0.0))
+    warmup_iters: int = attrs.field(default=0, validator=_at_least(0))
+    warmup_epochs: float = attrs.field(default=0.0, validator=_at_least(0.0))
+    warmup_factor: float = attrs.field(default=0.001, validator=_at_least(0.0, strict=True))
+    schedule: Schedule = attrs.field(default="cosine", validator=_one_of("cosine", "multistep"))
+    milestones: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
+    gamma: float = attrs.field(default=0.1, validator=_at_least(0.0, strict=True))
+    min_lr_ratio: float = attrs.field(default=0.01, validator=_at_least(0.0))
+    grad_clip: float | None = attrs.field(default=10.0, validator=_at_least(0.0, strict=True))
+    accumulate: int = attrs.field(default=1, validator=_at_least(1))
+    amp: Amp = attrs.field(default="auto", validator=_one_of("auto", "bf16", "fp16", "off"))
+    device: str = attrs.field(default="auto", validator=_check_device)
+    seed: int = attrs.field(default=0, validator=_at_least(0))
+    num_workers: int = attrs.field(default=2, validator=_at_least(0))
+    val_every: int = attrs.field(default=1, validator=_at_least(1))
+    metric: Metric = attrs.field(
+        default="map50", validator=_one_of("map50", "map", "map75", "val_loss")
+    )
+    patience: int | None = attrs.field(default=None, validator=_at_least(1))
+    out_dir: str = attrs.field(default="runs/train", converter=os.fspath)
+    resume: str | None = attrs.field(default=None, converter=_optional_str)
+    progress: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "warmup_iters", "accumulate", "seed", "num_workers"):
+            if not isinstance(getattr(self, name), int):
+                raise ConfigError(f"{name} must be an integer; got {getattr(self, name)!r}")
+        if self.patience is not None and not isinstance(self.patience, int):
+            raise ConfigError(f"patience must be an integer or None; got {self.patience!r}")
+        if self.warmup_iters and self.warmup_epochs:
+            raise ConfigError("set warmup_iters or warmup_epochs, not both")
+        if self.schedule == "multistep" and not self.milestones:
+            raise ConfigError("schedule='multistep' needs milestones (epochs), e.g. (8, 11)")
+        if list(self.milestones) != sorted(set(self.milestones)) or any(
+            m < 1 for m in self.milestones
+        ):
+            raise ConfigError(
+                f"milestones must be increasing positive epochs; got {self.milestones}"
+            )
+        if self.min_lr_ratio > 1:
+            raise ConfigError(f"min_lr_ratio must lie in [0, 1]; got {self.min_lr_ratio}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (what a checkpoint stores under ``"config"``)."""
+        d = attrs.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown TrainConfig settings: {', '.join(unknown)}")
+        return cls(**dict(values))
+
+
+@attrs.frozen
+class FitResult:
+    """What :func:`fit` did.
+
+    Attributes:
+        out_dir: the run folder.
+        last_checkpoint: ``last.pt`` (the final epoch).
+        best_checkpoint: ``best.pt`` (best ``metric``; the last epoch without validation data).
+        metric: the metric that chose ``best.pt``.
+        best_metric: its best value, or ``None`` without validation.
+        best_epoch: the epoch of ``best.pt``.
+        epochs_completed: epochs trained in total, resumed ones included.
+        stopped_early: whether ``patience`` ended training.
+        history: one record per epoch, as in ``metrics.jsonl``.
+        train_steps: optimizer-side batches run in this call (not counting resumed epochs).
+        train_seconds: wall time of those batches (data loading included, validation not).
+    """
+
+    out_dir: Path
+    last_checkpoint: Path
+    best_checkpoint: Path
+    metric: str
+    best_metric: float | None
+    best_epoch: int | None
+    epochs_completed: int
+    stopped_early: bool
+    history: tuple[dict[str, Any], ...]
+    train_steps: int
+    train_seconds: float
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The last epoch's record (empty if no epoch ran)."""
+        return self.history[-1] if self.history else {}
+
+
+# -- checkpoints --------------------------------------------------------------------------
+
+
+def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash mid-write leaves the previous checkpoint intact.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    torch.save(dict(state), tmp)
+    os.replace(tmp, out)
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`fit` with ``torch.load(weights_only=True)``.
+
+    Nothing in the file is executed: it holds only tensors and plain Python values.
+
+    Raises:
+        ConfigError: the file is missing or is not a yolo2retina checkpoint.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: checkpoint not found")
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated zip, ... all mean "not loadable"
+        raise ConfigError(f"{p}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise ConfigError(f"{p}: not a yolo2retina checkpoint (no 'model' entry)")
+    return state
+
+
+def _rng_state() -> dict[str, torch.Tensor]:
+    """Every RNG that training touches, as tensors (so ``weights_only`` loading works)."""
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
+    py_version, py_mt, py_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy_keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64).copy()),
+        "numpy_pos": torch.tensor([int(np_state[2]), int(np_state[3])], dtype=torch.int64),
+        "numpy_gauss": torch.tensor(float(np_state[4]), dtype=torch.float64),
+        "python": torch.tensor([py_version, *py_mt], dtype=torch.int64),
+        "python_gauss": torch.tensor(
+            math.nan if py_gauss is None else py_gauss, dtype=torch.float64
+        ),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return state
+
+
+def _set_rng_state(state: Mapping[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    keys = state["numpy_keys"].numpy().astype(np.uint32)
+    pos, has_gauss = (int(v) for v in state["numpy_pos"].tolist())
+    np.random.set_state(("MT19937", keys, pos, has_gauss, float(state["numpy_gauss"])))
+    py = [int(v) for v in state["python"].tolist()]
+    gauss = float(state["python_gauss"])
+    random.setstate((py[0], tuple(py[1:]), None if math.isnan(gauss) else gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        cuda_states = list(state["cuda"])
+        if len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _seed_worker(worker_id: int) -> None:
+    # DataLoader seeds torch in each worker from its generator; derive NumPy and random from it
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+# -- devices, precision, schedule -------------------------------------------------------
+
+
+def _resolve_device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("device='mps' but MPS is not available")
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def _resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or ``None`` for full precision."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"amp='fp16' needs a CUDA device; got {device}")
+    return torch.bfloat16 if amp == "bf16" else torch.float16
+
+
+def _warmup_steps(config: TrainConfig, steps_per_epoch: int) -> int:
+    if config.warmup_iters:
+        return config.warmup_iters
+    return round(config.warmup_epochs * steps_per_epoch)
+
+
+def make_lr_lambda(config: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
+    """The learning-rate multiplier after ``step`` optimizer steps: warmup, then decay."""
+    total = config.epochs * steps_per_epoch
+    warmup = min(_warmup_steps(config, steps_per_epoch), total)
+    milestone_steps = [m * steps_per_epoch for m in config.milestones]
+
+    def factor(step: int) -> float:
+        if step < warmup:  # linear from warmup_factor to 1
+            alpha = step / warmup
+            warm = config.warmup_factor * (1 - alpha) + alpha
+        else:
+            warm = 1.0
+        if config.schedule == "multistep":
+            return warm * config.gamma ** sum(step >= m for m in milestone_steps)
+        progress = min(max(step - warmup, 0) / max(total - warmup, 1), 1.0)
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+    return factor
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    # no weight decay on norm layers and biases, as torchvision's references do
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 or name.endswith(".bias") else decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+# -- one epoch ---------------------------------------------------------------------------
+
+
+def _to_device(
+    images: Sequence[torch.Tensor], targets: Sequence[Mapping[str, Any]], device: torch.device
+) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+    imgs = [img.as_subclass(torch.Tensor).to(device, non_blocking=True) for img in images]
+    tgts = [
+        {
+            "boxes": t["boxes"].as_subclass(torch.Tensor).to(device, non_blocking=True),
+            "labels": t["labels"].to(device, non_blocking=True),
+        }
+        for t in targets
+    ]
+    return imgs, tgts
+
+
+def _image_paths(dataset: Any, targets: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The files of a batch, via ``target["image_id"]`` and ``dataset.image_path``."""
+    paths = []
+    for t in targets:
+        image_id = t.get("image_id")
+        try:
+            paths.append(str(dataset.image_path(int(image_id))))  # type: ignore[arg-type]
+        except (AttributeError, TypeError, ValueError, IndexError):
+            paths.append(f"image_id={image_id}")
+    return paths
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[Sequence[torch.Tensor], Sequence[Mapping[str, Any]]]],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+    grad_clip: float | None = None,
+    accumulate: int = 1,
+    dataset: Any = None,
+    dist_info: distributed.DistInfo | None = None,
+    bar: tqdm[Any] | None = None,
+) -> dict[str, float]:
+    """Train for one pass over ``loader``; returns the mean of each loss component.
+
+    Args:
+        model: a torchvision detection model (or its DDP wrapper), in train mode.
+        loader: yields ``(images, targets)`` as :func:`yolo2retina.dataset.collate` makes them.
+        optimizer: stepped every ``accumulate`` batches and after the last batch.
+        scheduler: stepped after every optimizer step.
+        scaler: fp16 gradient scaler (``enabled=False`` for fp32 and bf16).
+        device: where the model lives.
+        amp_dtype: autocast dtype, or ``None`` for full precision.
+        grad_clip: max global gradient L2 norm, or ``None``.
+        accumulate: batches per optimizer step.
+        dataset: looked up for image paths when the loss is not finite.
+        dist_info: the job's ranks (a non-finite loss on any rank stops all of them).
+        bar: a tqdm bar to advance and annotate.
+
+    Raises:
+        NonFiniteLossError: the loss was NaN or infinite; names the batch's images.
+    """
+    info = dist_info or distributed.DistInfo()
+    model.train()
+    sums: dict[str, float] = {}
+    batches = 0
+    steps = len(loader) if isinstance(loader, Sized) else None
+    for i, (images, targets) in enumerate(loader):
+        imgs, tgts = _to_device(images, targets, device)
+        last_batch = steps is not None and i + 1 == steps
+        sync = (i + 1) % accumulate == 0 or last_batch
+        # DDP all-reduces gradients in backward; skip that on the batches that only accumulate
+        no_sync = getattr(model, "no_sync", None)
+        ctx: AbstractContextManager[Any] = (
+            no_sync() if (no_sync is not None and not sync) else nullcontext()
+        )
+        with ctx:
+            # forward (the model returns its loss components in train mode)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss_dict = model(imgs, tgts)
+            loss = sum(loss_dict.values())
+            values = torch.stack([loss.detach(), *(v.detach() for v in loss_dict.values())])
+            values_list = values.float().tolist()
+            # stop every rank together, else the others would wait forever in all-reduce
+            bad_here = not math.isfinite(values_list[0])
+            if distributed.any_true(bad_here, info, device):
+                where = "" if bad_here else f" on another rank (this is rank {info.rank})"
+                paths = _image_paths(dataset, targets) if bad_here else []
+                raise NonFiniteLossError(
+                    f"loss is {values_list[0]} at batch {i}{where} "
+                    f"({', '.join(f'{k}={v:.4g}' for k, v in zip(loss_dict, values_list[1:], strict=True))})",
+                    paths,
+                )
+            # backward, scaled for fp16 and divided so accumulated gradients average
+            scaler.scale(loss / accumulate).backward()
+        if sync:
+            # clip (on unscaled gradients), step, zero_grad
+            if grad_clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+        batches += 1
+        for k, v in zip(("loss", *loss_dict), values_list, strict=True):
+            sums[k] = sums.get(k, 0.0) + v
+        if bar is not None:
+            bar.update(1)
+            shown = {k: f"{v:.3f}" for k, v in zip(("loss", *loss_dict), values_list, strict=True)}
+            bar.set_postfix(shown | {"lr": f"{optimizer.param_groups[0]['lr']:.2e}"}, refresh=False)
+    return {k: v / max(batches, 1) for k, v in sums.items()}
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _norm_layers_frozen(model: nn.Module) -> list[nn.Module]:
+    """Put BatchNorm layers in eval mode (running stats used, not updated); return them."""
+    frozen: list[nn.Module] = []
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training:
+            m.eval()
+            frozen.append(m)
+    return frozen
+
+
+@torch.no_grad()
+def validation_losses(
+    model: nn.Module,
+    loader: Iterable[tuple[Sequence[torch.Tensor], Sequence[Mapping[str, Any]]]],
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None = None,
+) -> dict[str, float]:
+    """Mean loss components on validation data, without touching the model's state.
+
+    torchvision's RetinaNet computes losses only in train mode, so this runs in train mode
+    under ``no_grad`` with every BatchNorm layer in eval mode, so that validation images do
+    not update the running statistics (ResNets built without pretrained weights and
+    MobileNets use plain BatchNorm; FrozenBatchNorm2d has nothing to update).
+    """
+    was_training = model.training
+    model.train()
+    _norm_layers_frozen(model)
+    sums: dict[str, float] = {}
+    batches = 0
+    try:
+        for images, targets in loader:
+            imgs, tgts = _to_device(images, targets, device)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                loss_dict = model(imgs, tgts)
+            loss = sum(loss_dict.values())
+            values = torch.stack([loss, *loss_dict.values()]).float().tolist()
+            for k, v in zip(("loss", *loss_dict), values, strict=True):
+                sums[k] = sums.get(k, 0.0) + v
+            batches += 1
+    finally:
+        model.train(was_training)
+    return {k: v / max(batches, 1) for k, v in sums.items()}
+
+
+def validate(
+    model: nn.Module,
+    dataset: Dataset[Any],
+    loader: Iterable[Any],
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    batch_size: int,
+    with_map: bool,
+) -> dict[str, float]:
+    """Validation losses (``val_loss``, ``val_classification``, ...) and, if asked, mAP.
+
+    mAP comes from :func:`yolo2retina.evaluate.evaluate` (keys ``map``, ``map50``, ``map75``).
+    """
+    losses = validation_losses(model, loader, device=device, amp_dtype=amp_dtype)
+    record = {f"val_{k}" if k != "loss" else "val_loss": v for k, v in losses.items()}
+    if with_map:
+        from yolo2retina.evaluate import evaluate  # type: ignore[import-not-found,unused-ignore]
+
+        metrics = evaluate(model, dataset, batch_size=batch_size, device=device, progress=False)  # type: ignore[arg-type]
+        record |= {"map": float(metrics.map), "map50": float(metrics.map50)}
+        record["map75"] = float(metrics.map75)
+        model.train()
+    return record
+
+
+def _evaluate_available() -> bool:
+    try:
+        from yolo2retina.evaluate import evaluate  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# -- model description stored in checkpoints ---------------------------------------------
+
+
+def describe_model(model: nn.Module) -> dict[str, Any]:
+    """``build_retinanet`` keyword arguments of ``model``, for its checkpoints.
+
+    A model from :func:`yolo2retina.model.build_retinanet` knows them exactly. For another
+    torchvision RetinaNet they are read back from its modules, with ``backbone=None``
+    (torchvision models do not record it).
+    """
+    from yolo2retina.model import build_args
+
+    try:
+        return build_args(model)
+    except ConfigError:
+        pass
+    args: dict[str, Any] = {"backbone": None}
+    head = getattr(getattr(model, "head", None), "classification_head", None)
+    if head is not None and hasattr(head, "num_classes"):
+        args["num_classes"] = int(head.num_classes)
+    transform = getattr(model, "transform", None)
+    if transform is not None:
+        args["min_size"] = int(transform.min_size[0])
+        args["max_size"] = int(transform.max_size)
+    anchors = getattr(model, "anchor_generator", None)
+    if anchors is not None:
+        args["anchor_sizes"] = [[float(s) for s in level] for level in anchors.sizes]
+        args["aspect_ratios"] = [[float(r) for r in level] for level in anchors.aspect_ratios]
+    return args
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, NumPy scalars to Python: what ``weights_only`` loading accepts."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def dataset_meta(dataset: Any, model_args: Mapping[str, Any]) -> dict[str, Any]:
+    """``meta`` for a checkpoint: the training image size and the boxes' sizes in pixels.
+
+    ``box_size_px`` is ``sqrt(w * h)`` of the training boxes in the original images
+    (median, 10th and 90th percentile): :mod:`yolo2retina.predict` compares it with the
+    objects of new images.
+    """
+    meta: dict[str, Any] = {}
+    size = model_args.get("min_size")
+    if size is not None:
+        meta["train_image_size"] = int(size)
+    ann = getattr(dataset, "annotations", None)
+    if ann is not None and ann.num_boxes:
+        from yolo2retina import boxes as box_ops
+
+        sides = np.sqrt(np.maximum(box_ops.area(ann.boxes), 0.0))
+        p10, median, p90 = np.percentile(sides, [10, 50, 90])
+        meta["box_size_px"] = {"median": float(median), "p10": float(p10), "p90": float(p90)}
+    return meta
+
+
+# -- the loop ------------------------------------------------------------------------------
+
+
+def _loader(
+    dataset: Dataset[Any],
+    config: TrainConfig,
+    info: distributed.DistInfo,
+    *,
+    shuffle: bool,
+    device: torch.device,
+) -> tuple[DataLoader[Any], DistributedSampler[Any]]:
+    # DistributedSampler also in one process: its order depends only on (seed, epoch),
+    # so a resumed run sees exactly the batches the uninterrupted run would have seen.
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        dataset,
+        num_replicas=info.world_size,
+        rank=info.rank,
+        shuffle=shuffle,
+        seed=config.seed,
+        drop_last=False,
+    )
+    generator = torch.Generator()
+    generator.manual_seed(config.seed + 1_000_003 * info.rank)
+    loader = DataLoader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        collate_fn=collate,
+        pin_memory=device.type == "cuda",
+        worker_init_fn=_seed_worker,
+        generator=generator,
+        persistent_workers=False,
+    )
+    return loader, sampler
+
+
+def _improved(metric: str, value: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return value > best if metric in _MAXIMISED else value < best
+
+
+def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, path)
+
+
+def fit(
+    model: nn.Module,
+    train_dataset: Dataset[Any],
+    val_dataset: Dataset[Any] | None,
+    config: TrainConfig,
+    *,
+    model_args: Mapping[str, Any] | None = None,
+    class_names: Sequence[str] | None = None,
+    meta: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_dataset``, validating on ``val_dataset``.
+
+    Each epoch appends a record to ``out_dir/metrics.jsonl``, redraws ``curves.png`` (when
+    matplotlib is installed) and writes ``last.pt``; ``best.pt`` follows ``config.metric``.
+    Under ``torchrun`` the model is wrapped in DistributedDataParallel and only rank 0
+    validates, logs and writes files.
+
+    Args:
+        model: a torchvision detection model that returns a loss dict in train mode
+            (e.g. from :func:`yolo2retina.model.build_retinanet`).
+        train_dataset: yields ``(image, target)`` like :class:`~yolo2retina.dataset.DetectionDataset`.
+        val_dataset: the same for validation, or ``None`` to train without validation.
+        config: all settings.
+        model_args: the ``build_retinanet`` keyword arguments that rebuild ``model``; stored in
+            checkpoints for :func:`yolo2retina.model.load_model`. Read back from the model
+            when omitted (with ``backbone=None``).
+        class_names: stored in checkpoints; default ``train_dataset.class_names``.
+        meta: extra ``meta`` for checkpoints; defaults come from :func:`dataset_meta`.
+        log: where summary lines go (default ``print`` on rank 0 when ``config.progress``).
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        NonFiniteLossError: a loss became NaN or infinite (names the batch's image files).
+        ConfigError: an impossible setting (e.g. ``device="cuda"`` without CUDA) or an
+            unusable ``resume`` checkpoint.
+    """
+    # -- set-up: process group, device, seeds, output folder
+    local_rank = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    device = _resolve_device(config.device, local_rank)
+    info = distributed.setup(device.type)
+    try:
+        return _fit(
+            model, train_dataset, val_dataset, config, device, info, model_args, class_names,
+            meta, log,
+        )  # fmt: skip
+    finally:
+        distributed.teardown(info)
+
+
+def _fit(
+    model: nn.Module,
+    train_dataset: Dataset[Any],
+    val_dataset: Dataset[Any] | None,
+    config: TrainConfig,
+    device: torch.device,
+    info: distributed.DistInfo,
+    model_args: Mapping[str, Any] | None,
+    class_names: Sequence[str] | None,
+    meta: Mapping[str, Any] | None,
+    log: Callable[[str], None] | None,
+) -> FitResult:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    quiet = not info.is_main or not config.progress
+    say: Callable[[str], None] = _quiet if quiet else (log or print)
+    out_dir = Path(config.out_dir)
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
+    metrics_path = out_dir / "metrics.jsonl"
+    _seed_everything(config.seed + info.rank)
+
+    amp_dtype = _resolve_amp(config.amp, device)
+    args = _plain(dict(model_args) if model_args is not None else describe_model(model))
+    anchor_fit = getattr(model, "anchor_fit", None)  # set by build_retinanet(anchor_sizes="auto")
+    if anchor_fit is not None:
+        say(str(anchor_fit))
+    names = list(
+        class_names if class_names is not None else getattr(train_dataset, "class_names", ())
+    )
+    run_meta = _plain(dataset_meta(train_dataset, args) | dict(meta or {}))
+
+    # -- data
+    train_loader, train_sampler = _loader(train_dataset, config, info, shuffle=True, device=device)
+    val_loader = None
+    if val_dataset is not None and info.is_main:
+        val_loader, _ = _loader(
+            val_dataset, config, distributed.DistInfo(), shuffle=False, device=device
+        )
+    with_map = _evaluate_available()
+    metric = config.metric
+    if val_dataset is not None and metric != "val_loss" and not with_map:
+        say(f"note: yolo2retina.evaluate is not available; using val_loss instead of {metric}")
+        metric, with_map = "val_loss", False
+
+    # -- model, optimizer, schedule, scaler
+    model.to(device)
+    model.train()
+    optimizer = _make_optimizer(model, config)
+    steps_per_epoch = math.ceil(len(train_loader) / config.accumulate)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, make_lr_lambda(config, steps_per_epoch)
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+    # -- resume: weights, optimizer, schedule, scaler, RNG, bookkeeping
+    start_epoch, best, best_epoch, bad_epochs = 0, None, None, 0
+    history: list[dict[str, Any]] = []
+    if config.resume is not None:
+        state = load_checkpoint(config.resume)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
+        start_epoch = int(state["epoch"])
+        best = state.get("best_metric")
+        best_epoch = state.get("best_epoch")
+        bad_epochs = int(state.get("bad_epochs", 0))
+        if "rng" in state and not info.distributed:
+            _set_rng_state(state["rng"])
+        if metrics_path.exists():
+            from yolo2retina.curves import read_metrics
+
+            history = [r for r in read_metrics(metrics_path) if r.get("epoch", 0) <= start_epoch]
+        say(f"resumed from {config.resume} after epoch {start_epoch}")
+    if start_epoch >= config.epochs:
+        say(f"nothing to do: checkpoint already has {start_epoch} of {config.epochs} epochs")
+
+    train_model: nn.Module = model
+    if info.distributed:
+        device_ids = [device.index] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    say(
+        f"training on {device} ({info.world_size} process(es)), {len(train_dataset)} images, "  # type: ignore[arg-type]
+        f"{config.epochs} epochs x {len(train_loader)} batches of {config.batch_size}"
+        + (f", amp {amp_dtype}" if amp_dtype is not None else "")
+    )
+
+    # -- epochs
+    stopped_early = False
+    steps_run, train_seconds = 0, 0.0
+    curves_note = False
+    epoch = start_epoch
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        train_sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
+        if train_loader.generator is not None:  # and so do the workers' seeds
+            train_loader.generator.manual_seed(config.seed + 1_000_003 * info.rank + epoch)
+        bar = tqdm(
+            total=len(train_loader),
+            desc=f"epoch {epoch}/{config.epochs}",
+            disable=say is _quiet,
+            leave=False,
+            dynamic_ncols=True,
+        )
+        t0 = time.perf_counter()
+        with bar:
+            train_stats = train_one_epoch(
+                train_model, train_loader, optimizer, scheduler, scaler,
+                device=device, amp_dtype=amp_dtype, grad_clip=config.grad_clip,
+                accumulate=config.accumulate, dataset=train_dataset, dist_info=info, bar=bar,
+            )  # fmt: skip
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        steps_run += len(train_loader)
+        record: dict[str, Any] = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        record |= {f"train_{k}" if k != "loss" else "train_loss": v for k, v in train_stats.items()}
+        record["train_seconds"] = round(epoch_seconds, 3)
+
+        # validation on rank 0; every rank learns whether to stop
+        due = val_loader is not None and (epoch % config.val_every == 0 or epoch == config.epochs)
+        improved = False
+        if due and val_loader is not None and val_dataset is not None:
+            record |= validate(
+                model, val_dataset, val_loader, device=device, amp_dtype=amp_dtype,
+                batch_size=config.batch_size, with_map=with_map,
+            )  # fmt: skip
+            improved = _improved(metric, record[metric], best)
+            if improved:
+                best, best_epoch, bad_epochs = float(record[metric]), epoch, 0
+            else:
+                bad_epochs += 1
+        elif val_dataset is None:
+            improved, best_epoch = True, epoch
+        stop = config.patience is not None and bad_epochs >= config.patience
+        stop = bool(distributed.broadcast_object(stop, info))
+        history.append(record)
+
+        # rank 0 writes: metrics.jsonl, last.pt, best.pt, curves.png
+        if info.is_main:
+            _write_jsonl(metrics_path, history)
+            state = {
+                "model": model.state_dict(),
+                "model_args": args,
+                "class_names": names,
+                "meta": run_meta,
+                "epoch": epoch,
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "config": config.to_dict(),
+                "rng": _rng_state(),
+                "best_metric": best,
+                "best_epoch": best_epoch,
+                "bad_epochs": bad_epochs,
+                "metric": metric,
+            }
+            save_checkpoint(state, last_path)
+            if improved or not best_path.exists():
+                tmp = best_path.with_name(f".{best_path.name}.{os.getpid()}.tmp")
+                shutil.copyfile(last_path, tmp)
+                os.replace(tmp, best_path)
+            curves_note = _draw_curves(history, out_dir / "curves.png", say, curves_note)
+        say(_summary(record, metric, improved and due))
+        if stop:
+            say(f"early stop: {metric} did not improve for {config.patience} validation(s)")
+            stopped_early = True
+            break
+
+    return FitResult(
+        out_dir=out_dir,
+        last_checkpoint=last_path,
+        best_checkpoint=best_path,
+        metric=metric,
+        best_metric=best,
+        best_epoch=best_epoch,
+        epochs_completed=max(epoch, start_epoch),
+        stopped_early=stopped_early,
+        history=tuple(history),
+        train_steps=steps_run,
+        train_seconds=train_seconds,
+    )
+
+
+def _quiet(_line: str) -> None:
+    pass
+
+
+def _draw_curves(
+    history: Sequence[Mapping[str, Any]], path: Path, say: Callable[[str], None], noted: bool
+) -> bool:
+    from yolo2retina.curves import plot_curves
+
+    try:
+        plot_curves(history, path)
+    except ImportError as e:
+        if not noted:
+            say(f"note: {e}")
+        return True
+    return noted
+
+
+def _summary(record: Mapping[str, Any], metric: str, best: bool) -> str:
+    parts = [f"epoch {record['epoch']}", f"loss {record['train_loss']:.4f}"]
+    for key in ("val_loss", "map50", "map"):
+        if key in record:
+            parts.append(f"{key} {record[key]:.4f}")
+    parts.append(f"lr {record['lr']:.2e}")
+    parts.append(f"{record['train_seconds']:.0f}s")
+    if best:
+        parts.append(f"best {metric}")
+    return ", ".join(parts)
+
+
+# -- from a dataset path to a trained model (what ``yolo2retina train`` calls) -------------
+
+#: Settings of the no-``--data`` demo: the synthetic sticky board, sized to train on a
+#: 2-core CPU in under 10 minutes (see docs/training.md for the measurements).
+DEMO_DATA: dict[str, Any] = {"n_images": 160, "image_size": 160, "seed": 0, "max_mites": 24}
+DEMO_MODEL: dict[str, Any] = {"backbone": "resnet18_fpn", "img_size": 160}
+DEMO_CONFIG: dict[str, Any] = {
+    "epochs": 12,
+    "batch_size": 4,
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "warmup_iters": 50,
+    "num_workers": 0,
+}
+
+
+def next_run_dir(base: str | os.PathLike[str]) -> Path:
+    """``base`` if it holds no finished run, else ``base2``, ``base3``, ... (never overwrites)."""
+    b = Path(base)
+    candidate, n = b, 1
+    while (candidate / "last.pt").exists():
+        n += 1
+        candidate = b.with_name(f"{b.name}{n}")
+    return candidate
+
+
+def _load_split(data: Path, format: str, splits: Sequence[str], **kw: Any) -> Any:
+    from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.errors import DatasetError
+
+    last_error: Exception | None = None
+    for split in splits:
+        try:
+            return DetectionDataset.from_path(data, format=format, split=split, **kw)
+        except (DatasetError, KeyError) as e:
+            last_error = e
+    if last_error is not None and splits[0] == "train":
+        raise last_error
+    return None
+
+
+def run_training(
+    data: str | os.PathLike[str] | None,
+    config: TrainConfig,
+    *,
+    format: str = "auto",
+    backbone: str = "resnet50_fpn",
+    img_size: int = 800,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    anchors: Literal["auto", "default"] = "auto",
+    augment: bool = True,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Load a dataset, build a RetinaNet for it and :func:`fit` it.
+
+    ``data=None`` writes the synthetic sticky board (:data:`DEMO_DATA`) into
+    ``config.out_dir / "data"`` and trains on it. With ``config.resume`` the model is rebuilt
+    from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on.
+
+    Args:
+        data: a ``data.yaml``, a dataset folder, a VOC folder or a COCO ``.json`` with a
+            ``train`` split and a ``val`` (or ``valid``) split; ``None`` for the demo.
+        config: training settings.
+        format: dataset format, ``"auto"`` to detect it.
+        backbone: see :func:`yolo2retina.model.build_retinanet`.
+        img_size: the longer image side the model sees (``min_size = max_size = img_size``).
+        weights: ``None``, ``"DEFAULT"`` (downloads COCO weights) or a checkpoint path.
+        weights_backbone: ``None``, ``"DEFAULT"`` (downloads ImageNet weights) or a path.
+        anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
+            printed), ``"default"`` keeps torchvision's 32-512 px anchors.
+        augment: random horizontal flips during training.
+        log: where progress lines go.
+
+    Raises:
+        DatasetError: the training split cannot be loaded.
+        ConfigError: a bad setting or an unusable checkpoint.
+    """
+    from yolo2retina.model import build_args, build_retinanet
+
+    resume_state = load_checkpoint(config.resume) if config.resume is not None else None
+    if data is None and resume_state is not None:
+        data = resume_state.get("meta", {}).get("data")
+    if data is None:
+        from yolo2retina.datasets import synthetic_sticky_board
+
+        data_root = Path(config.out_dir) / "data"
+        log(f"no --data: writing the synthetic sticky board to {data_root}")
+        data = synthetic_sticky_board(data_root, **DEMO_DATA)
+    data_path = Path(data)
+
+    transforms = None
+    if augment:
+        from torchvision.transforms import v2
+
+        transforms = v2.RandomHorizontalFlip(0.5)
+    train_ds = _load_split(data_path, format, ["train"], transforms=transforms)
+    val_ds = _load_split(data_path, format, ["val", "valid"])
+    log(f"train: {train_ds!r}")
+    log(f"val:   {val_ds!r}" if val_ds is not None else "val:   none (training without validation)")
+
+    if resume_state is not None:
+        rebuild = {**resume_state["model_args"], "weights": None, "weights_backbone": None}
+        model = build_retinanet(**rebuild)
+    else:
+        model = build_retinanet(
+            num_classes=len(train_ds.class_names),
+            backbone=backbone,
+            weights=weights,
+            weights_backbone=weights_backbone,
+            min_size=img_size,
+            max_size=img_size,
+            anchor_sizes="auto" if anchors == "auto" else None,
+            dataset=train_ds.annotations if anchors == "auto" else None,
+        )
+    meta = {"data": os.fspath(data_path.resolve()), "format": format}
+    return fit(
+        model,
+        train_ds,
+        val_ds,
+        config,
+        model_args=build_args(model),
+        class_names=train_ds.class_names,
+        meta=meta,
+        log=log,
+    )
