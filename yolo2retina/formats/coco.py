@@ -22,6 +22,7 @@ call.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import itertools
 import json
@@ -66,22 +67,24 @@ __all__ = [
 ROBOFLOW_JSON_NAME = "_annotations.coco.json"
 
 
-def _load_json(file: Path) -> Any:
+def _load_json(file: Path) -> tuple[Any, set[str]]:
+    """The parsed JSON and which of the optional flag keys occur anywhere in the text."""
     try:
         raw = file.read_bytes()
     except OSError as e:
         raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
+    extras = {k for k in ("difficult", "truncated") if f'"{k}"'.encode() in raw}
     try:
         orjson: Any = importlib.import_module("orjson")
     except ImportError:
         try:
-            return json.loads(raw)
+            return json.loads(raw), extras
         except json.JSONDecodeError as e:
             raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
         except UnicodeDecodeError as e:
             raise DatasetError(f"{file}: not UTF-8 text: {e}") from None
     try:
-        return orjson.loads(raw)
+        return orjson.loads(raw), extras
     except orjson.JSONDecodeError as e:
         raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
 
@@ -168,6 +171,37 @@ def _index_of(
         else (np.zeros(len(values), bool))
     )
     return (order[pos_c] if len(order) else pos_c), found
+
+
+def _id_columns(
+    anns: list[Any], at: Callable[[int], str]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``id``, ``image_id`` and ``category_id`` columns in one pass (three on failure)."""
+    m = len(anns)
+    try:
+        flat = np.fromiter(
+            itertools.chain.from_iterable(map(itemgetter("id", "image_id", "category_id"), anns)),
+            np.int64,
+            count=3 * m,
+        ).reshape(m, 3)
+        return flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
+    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
+        pass
+    return (
+        _column(anns, itemgetter("id"), np.int64, _message(at, "missing or non-integer 'id'")),
+        _column(
+            anns,
+            itemgetter("image_id"),
+            np.int64,
+            _message(at, "missing or non-integer 'image_id'"),
+        ),
+        _column(
+            anns,
+            itemgetter("category_id"),
+            np.int64,
+            _message(at, "missing or non-integer 'category_id'"),
+        ),
+    )
 
 
 def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
@@ -283,7 +317,28 @@ def read_coco(
             ``width``/``height`` that disagrees with the image, a malformed ``bbox``.
     """
     file = _find_json(Path(source), split)
-    data = _load_json(file)
+    # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_coco(
+            file, class_names, strict, images_root, allow_outside_root, verify_images, progress
+        )
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _read_coco(
+    file: Path,
+    class_names: Sequence[str] | None,
+    strict: bool,
+    images_root: str | os.PathLike[str] | None,
+    allow_outside_root: bool,
+    verify_images: bool,
+    progress: bool,
+) -> Annotations:
+    data, extras = _load_json(file)
     if not isinstance(data, dict):
         raise DatasetError(f"{file}: expected a JSON object with 'images' and 'annotations'")
     images = data.get("images")
@@ -405,26 +460,12 @@ def read_coco(
         aid = a.get("id", "?") if isinstance(a, dict) else "?"
         return f"{file}: annotations[{i}] (id {aid})"
 
-    ann_ids = _column(
-        anns, itemgetter("id"), np.int64, lambda i: f"{at(i)}: missing or non-integer 'id'"
-    )
+    ann_ids, ann_img, ann_cat = _id_columns(anns, at)
     if dup := _dupes(ann_ids):
         shown = ", ".join(str(d) for d in dup[:10])
         raise DatasetError(
             f"{file}: duplicate annotation ids: {shown}" + (" ..." if len(dup) > 10 else "")
         )
-    ann_img = _column(
-        anns,
-        itemgetter("image_id"),
-        np.int64,
-        lambda i: f"{at(i)}: missing or non-integer 'image_id'",
-    )
-    ann_cat = _column(
-        anns,
-        itemgetter("category_id"),
-        np.int64,
-        lambda i: f"{at(i)}: missing or non-integer 'category_id'",
-    )
     crowd = _column(
         anns,
         methodcaller("get", "iscrowd", 0),
@@ -434,6 +475,8 @@ def read_coco(
     xywh = _bboxes(anns, at)
     flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
     for key, bit in (("difficult", FLAG_DIFFICULT), ("truncated", FLAG_TRUNCATED)):
+        if key not in extras:  # the key appears nowhere in the file: skip a pass
+            continue
         v = _column(
             anns,
             methodcaller("get", key, 0),
