@@ -448,6 +448,6 @@ def test_count_labels_and_counts_table() -> None:
 
 
 def test_predictor_from_checkpoint_missing_file(tmp_path: Path) -> None:
-    """A missing checkpoint is a FileNotFoundError naming the path."""
-    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+    """A missing checkpoint is a ConfigError naming the path."""
+    with pytest.raises(ConfigError, match=r"nope\.pt"):
         Predictor.from_checkpoint(tmp_path / "nope.pt")

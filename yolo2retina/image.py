@@ -6,6 +6,7 @@ the library agrees on which way is up and on the size of an image.
 
 from __future__ import annotations
 
+import glob
 import os
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from yolo2retina.errors import ConfigError, ImageReadError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "exif_orientation",
+    "find_images",
     "image_to_tensor",
     "load_image",
     "read_image_hw",
@@ -185,3 +187,32 @@ def image_to_tensor(img: Image.Image) -> tv_tensors.Image:
     a = np.asarray(_to_rgb(img), dtype=np.uint8)
     t = torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
     return tv_tensors.Image(t)
+
+
+def find_images(source: str | os.PathLike[str]) -> list[Path]:
+    """The image files named by ``source``: a file, a folder (recursively) or a glob pattern.
+
+    Folders and globs keep files with an :data:`IMAGE_EXTENSIONS` extension, sorted; a
+    single file is returned as given (so a wrongly named image is still tried and
+    reported).
+
+    Raises:
+        ImageReadError: nothing matches.
+    """
+    p = Path(source).expanduser()
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS]
+    else:
+        found = [
+            Path(f)
+            for f in glob.glob(os.path.expanduser(str(source)), recursive=True)
+            if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_EXTENSIONS
+        ]
+    if not found:
+        what = "folder" if p.is_dir() else "file or pattern"
+        raise ImageReadError(
+            f"{source}: no images found ({what}; extensions {sorted(IMAGE_EXTENSIONS)})"
+        )
+    return sorted(found)

@@ -25,7 +25,6 @@ import importlib
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
 from typing import Any, Literal
 
 import attrs
@@ -561,11 +560,8 @@ class Predictor:
         """Load a training checkpoint (``best.pt``/``last.pt``) into a ready predictor.
 
         Raises:
-            FileNotFoundError: no such file.
-            ConfigError: the file is not a yolo2retina checkpoint.
+            ConfigError: the file is missing or is not a yolo2retina checkpoint.
         """
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
         # yolo2retina.model rebuilds the RetinaNet from the checkpoint's model_args
         loaded = importlib.import_module("yolo2retina.model").load_model(path, device=device)
         return cls(loaded.model, loaded.class_names, dict(loaded.meta), str(path))

@@ -1,0 +1,222 @@
+"""Image loading: EXIF orientation, modes, reduced-size decoding, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageOps
+
+from yolo2retina.errors import ConfigError, ImageReadError
+from yolo2retina.image import (
+    exif_orientation,
+    find_images,
+    image_to_tensor,
+    load_image,
+    read_image_hw,
+    reduced_size,
+    upright,
+)
+
+#: How to store an upright image so that EXIF orientation ``o`` shows it upright again.
+_STORE = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def quadrants(w: int = 60, h: int = 40) -> Image.Image:
+    """An upright image whose four quadrants have four different colours."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[: h // 2, : w // 2] = (255, 0, 0)
+    a[: h // 2, w // 2 :] = (0, 255, 0)
+    a[h // 2 :, : w // 2] = (0, 0, 255)
+    a[h // 2 :, w // 2 :] = (255, 255, 0)
+    return Image.fromarray(a)
+
+
+def store(path: Path, up: Image.Image, orientation: int, **kw: object) -> Path:
+    """Save ``up`` as a camera would store it for ``orientation``."""
+    stored = up if _STORE[orientation] is None else up.transpose(_STORE[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored.save(path, exif=exif.tobytes(), **kw)
+    return path
+
+
+def corner_colors(img: Image.Image) -> list[tuple[int, ...]]:
+    a = np.asarray(img)
+    h, w = a.shape[:2]
+    return [
+        tuple(int(v) // 64 for v in a[y, x])
+        for y, x in ((2, 2), (2, w - 3), (h - 3, 2), (h - 3, w - 3))
+    ]
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_all_eight_exif_orientations_load_upright(
+    tmp_path: Path, orientation: int, ext: str
+) -> None:
+    """Every EXIF orientation decodes to the upright image, header size agrees, PIL agrees."""
+    up = quadrants()
+    path = store(tmp_path / f"o{orientation}{ext}", up, orientation)
+    img = load_image(path)
+    assert img.size == (60, 40) and img.mode == "RGB"
+    assert read_image_hw(path) == (40, 60)
+    assert corner_colors(img) == corner_colors(up)
+    with Image.open(path) as raw:
+        assert exif_orientation(raw) == orientation
+        assert corner_colors(ImageOps.exif_transpose(raw).convert("RGB")) == corner_colors(up)
+        assert corner_colors(upright(raw)) == corner_colors(up)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_max_size_keeps_orientation_and_full_decode_size(tmp_path: Path, orientation: int) -> None:
+    """Draft decoding gives the size of a full decode + resize, upright, for every orientation."""
+    up = quadrants(400, 300)
+    path = store(tmp_path / "big.jpg", up, orientation, quality=95)
+    small = load_image(path, max_size=64)
+    assert small.size == (64, 48)
+    assert corner_colors(small) == corner_colors(up)
+    full = np.asarray(load_image(path).resize((64, 48), Image.Resampling.BILINEAR), np.float32)
+    assert np.abs(np.asarray(small, np.float32) - full).mean() < 6
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    w=st.integers(1, 5000),
+    h=st.integers(1, 5000),
+    m=st.integers(1, 3000),
+)
+def test_reduced_size_keeps_aspect_and_bounds(w: int, h: int, m: int) -> None:
+    """reduced_size never exceeds max_size, never grows, and keeps the aspect within a pixel."""
+    rw, rh = reduced_size((w, h), m)
+    assert max(rw, rh) <= max(m, max(w, h) if max(w, h) <= m else m)
+    assert rw <= w and rh <= h and rw >= 1 and rh >= 1
+    if max(w, h) > m:
+        assert max(rw, rh) == m
+        assert abs(rw / m - w / max(w, h)) <= 1 / m + 1e-9 or rw == 1
+        assert abs(rh / m - h / max(w, h)) <= 1 / m + 1e-9 or rh == 1
+
+
+def test_max_size_on_png_and_small_images(tmp_path: Path) -> None:
+    """Non-JPEGs are resized exactly; images already small enough are left alone."""
+    p = tmp_path / "x.png"
+    quadrants(300, 200).save(p)
+    assert load_image(p, max_size=150).size == (150, 100)
+    assert load_image(p, max_size=1000).size == (300, 200)
+    with pytest.raises(ConfigError, match="max_size"):
+        load_image(p, max_size=0)
+
+
+@pytest.mark.parametrize(
+    ("mode", "ext"),
+    [
+        ("RGBA", ".png"),
+        ("P", ".png"),
+        ("L", ".png"),
+        ("LA", ".png"),
+        ("CMYK", ".jpg"),
+        ("I;16", ".png"),
+        ("I;16", ".tif"),
+        ("1", ".png"),
+        ("RGB", ".webp"),
+        ("RGB", ".bmp"),
+    ],
+)
+def test_modes_become_8bit_rgb(tmp_path: Path, mode: str, ext: str) -> None:
+    """RGBA, palette, grey, CMYK, 16-bit and 1-bit images load as 8-bit RGB of the right brightness."""
+    path = tmp_path / f"img{ext}"
+    if mode == "I;16":
+        a = np.full((20, 30), 40000, np.uint16)
+        Image.fromarray(a).save(path)
+        expected = 40000 / 65535 * 255
+    elif mode == "1":
+        Image.new("1", (30, 20), 1).save(path)
+        expected = 255.0
+    else:
+        Image.new("RGB", (30, 20), (200, 200, 200)).convert(mode).save(path)
+        expected = 200.0
+    img = load_image(path)
+    assert img.mode == "RGB" and img.size == (30, 20)
+    assert abs(float(np.asarray(img).mean()) - expected) < 6
+    t = image_to_tensor(img)
+    assert t.shape == (3, 20, 30) and t.dtype.is_floating_point and float(t.max()) <= 1.0
+
+
+def test_transparent_pixels_become_black(tmp_path: Path) -> None:
+    """Fully transparent RGBA pixels are black, opaque ones keep their colour."""
+    a = np.zeros((10, 10, 4), np.uint8)
+    a[:, :5] = (255, 255, 255, 255)
+    a[:, 5:] = (255, 255, 255, 0)
+    p = tmp_path / "t.png"
+    Image.fromarray(a, "RGBA").save(p)
+    out = np.asarray(load_image(p))
+    assert out[:, :5].min() == 255 and out[:, 5:].max() == 0
+
+
+def test_truncated_jpeg_raises_error_naming_the_file(tmp_path: Path) -> None:
+    """A cut-off JPEG raises ImageReadError that names the file; so does its reduced decode."""
+    p = tmp_path / "cut.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8)).save(p, quality=90)
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    assert read_image_hw(p) == (200, 300)  # the header is intact
+    for max_size in (None, 64):
+        with pytest.raises(ImageReadError, match=r"cut\.jpg.*truncated"):
+            load_image(p, max_size=max_size)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "not found"),
+        (b"", "not a readable image"),
+        (b"GIF89a junk", "cut|readable|corrupt|cannot"),
+    ],
+)
+def test_unreadable_files_raise_error_naming_the_file(
+    tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    """Missing, empty and garbage files raise ImageReadError (an OSError) naming the file."""
+    p = tmp_path / "broken.jpg"
+    if content is not None:
+        p.write_bytes(content)
+    with pytest.raises(ImageReadError, match=message) as e:
+        load_image(p)
+    assert "broken.jpg" in str(e.value) and isinstance(e.value, OSError)
+    with pytest.raises(ImageReadError, match=r"broken\.jpg"):
+        read_image_hw(p)
+
+
+def test_upright_leaves_derived_images_alone(tmp_path: Path) -> None:
+    """An image already passed through exif_transpose (format None) is not rotated again."""
+    path = store(tmp_path / "o6.jpg", quadrants(), 6, quality=95)
+    with Image.open(path) as raw:
+        once = ImageOps.exif_transpose(raw)
+    assert upright(once).size == (60, 40)
+    assert corner_colors(upright(once)) == corner_colors(quadrants())
+
+
+def test_find_images_file_folder_and_glob(tmp_path: Path) -> None:
+    """A file, a folder (recursive, images only, sorted) and a glob all list images."""
+    for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "notes.txt"):
+        f = tmp_path / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(b"x")
+    assert find_images(tmp_path / "b.jpg") == [tmp_path / "b.jpg"]
+    assert [p.name for p in find_images(tmp_path)] == ["a.PNG", "b.jpg", "c.jpeg"]
+    assert [p.name for p in find_images(str(tmp_path / "*.jpg"))] == ["b.jpg"]
+    with pytest.raises(ImageReadError, match="no images"):
+        find_images(tmp_path / "nothing-*.jpg")

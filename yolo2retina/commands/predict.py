@@ -1,0 +1,102 @@
+"""``yolo2retina predict``: detect, count and draw on image files with a trained checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "predict"
+HELP = "Detect and count objects in images with a trained checkpoint; write drawings and exports."
+
+
+def _tile(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a number of pixels, got {value!r}"
+        ) from None
+    if n < 16:
+        raise argparse.ArgumentTypeError(f"tile must be >= 16 pixels, got {n}")
+    return n
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Add this command's options."""
+    p.add_argument("--weights", required=True, help="checkpoint file (best.pt / last.pt)")
+    p.add_argument(
+        "--source",
+        required=True,
+        nargs="+",
+        help="image file(s), folder(s) (searched recursively) or glob pattern(s)",
+    )
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument(
+        "--tile",
+        type=_tile,
+        default=None,
+        help="cut images into overlapping NxN tiles at full resolution ('auto': the "
+        "checkpoint's training size); default: whole images",
+    )
+    p.add_argument(
+        "--overlap", type=float, default=0.2, help="tile overlap as a fraction (default 0.2)"
+    )
+    p.add_argument(
+        "--score", type=float, default=0.3, help="minimum confidence to keep (default 0.3)"
+    )
+    p.add_argument("--batch-size", type=int, default=4, help="images or tiles per model call")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument(
+        "--save-txt",
+        action="store_true",
+        help="write labels/<stem>.txt: 'class cx cy w h conf' rows (Ultralytics layout)",
+    )
+    p.add_argument(
+        "--save-json", action="store_true", help="write predictions.json (COCO results format)"
+    )
+    p.add_argument(
+        "--save-voc",
+        action="store_true",
+        help="write voc/: a Pascal VOC dataset of the predictions (images symlinked)",
+    )
+    p.add_argument("--no-draw", action="store_true", help="do not write <stem>.png drawings")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every image; exit 1 if any image could not be read."""
+    from tqdm import tqdm
+
+    from yolo2retina.export import predict_to_folder
+    from yolo2retina.image import find_images
+    from yolo2retina.predict import Predictor
+
+    paths = [p for src in args.source for p in find_images(src)]
+    predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    result = predict_to_folder(
+        predictor,
+        predictor.class_names,
+        paths,
+        args.out,
+        score_threshold=args.score,
+        tile=args.tile,
+        overlap=args.overlap,
+        batch_size=args.batch_size,
+        save_txt=args.save_txt,
+        save_json=args.save_json,
+        save_voc=args.save_voc,
+        draw_images=not args.no_draw,
+        progress=not args.no_progress,
+        log=tqdm.write,
+    )
+    totals = ", ".join(f"{v} {k}" for k, v in result.totals().items())
+    n_ok = len(result.predictions) - len(result.failed)
+    print(f"{n_ok} image(s): {totals}; counts in {result.out_dir / 'counts.csv'}")
+    if result.failed:
+        print(f"{len(result.failed)} image(s) could not be read:", file=sys.stderr)
+        for f in result.failed:
+            print(f"  {f.error}", file=sys.stderr)
+        return 1
+    return 0
