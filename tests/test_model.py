@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -86,7 +87,11 @@ def _save_91_class_weights(
     sd = source.state_dict()
     saved = dict(sd)
     if v1_keys:  # torchvision's first RetinaNet weights named the head convs conv.0.weight
-        saved = {k.replace("_head.conv.0.0.", "_head.conv.0."): v for k, v in saved.items()}
+        saved = {
+            re.sub(r"_head\.conv\.(\d)\.0\.", lambda m: f"_head.conv.{2 * int(m.group(1))}.", k): v
+            for k, v in saved.items()
+        }
+        assert "head.regression_head.conv.6.weight" in saved
     torch.save({"model": saved, "epoch": 3} if as_checkpoint else saved, path)
     return sd
 

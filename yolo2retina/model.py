@@ -57,7 +57,9 @@ _ARGS_ATTR = "yolo2retina_args"
 _PRIOR_PROBABILITY = 0.01
 _CLS_LOGITS = "head.classification_head.cls_logits."
 _BBOX_REG = "head.regression_head.bbox_reg."
-_V1_HEAD_KEY = re.compile(r"^(head\.(?:classification|regression)_head\.conv\.\d+)\.(weight|bias)$")
+_V1_HEAD_KEY = re.compile(
+    r"^(head\.(?:classification|regression)_head\.conv)\.([0246])\.(weight|bias)$"
+)
 
 WeightsArg = str | os.PathLike[str] | None
 AnchorSizesArg = Literal["auto"] | Sequence[Sequence[float]] | None
@@ -100,8 +102,19 @@ def _read_state_dict(path: str | os.PathLike[str], what: str) -> dict[str, torch
 
 
 def _upgrade_v1_head_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename torchvision's old head keys ``conv.0.weight`` to ``conv.0.0.weight``."""
-    return {_V1_HEAD_KEY.sub(r"\1.0.\2", k): v for k, v in state_dict.items()}
+    """Rename torchvision's first head layout ``conv.{2i}.weight`` to ``conv.{i}.0.weight``.
+
+    The first RetinaNet weights kept conv and ReLU in one ``Sequential`` (convs at even
+    indices); torchvision now wraps each conv in a ``Conv2dNormActivation``.
+    """
+
+    def rename(key: str) -> str:
+        m = _V1_HEAD_KEY.match(key)
+        if m is None:
+            return key
+        return f"{m.group(1)}.{int(m.group(2)) // 2}.0.{m.group(3)}"
+
+    return {rename(k): v for k, v in state_dict.items()}
 
 
 def load_state_dict_matching(
