@@ -189,7 +189,7 @@ def _render_image(
     _draw_debris(draw, rng, big, area_scale)
 
     boxes: list[list[float]] = []
-    n_mites = 0 if background else int(rng.integers(2, max_mites + 1))
+    n_mites = 0 if background else int(rng.integers(max(2, max_mites // 3), max_mites + 1))
     for _ in range(n_mites):
         for _try in range(30):
             length = rng.uniform(9.0, 30.0)  # long axis in output pixels
@@ -270,7 +270,8 @@ def synthetic_sticky_board(
         seed: random seed.
         val_fraction: share of images in the ``val`` split (at least one image each way).
         background_fraction: share of images without mites.
-        max_mites: most mites on one 320 x 320 board (scales with the image area).
+        max_mites: most mites on one 320 x 320 board; it scales with the image area, but
+            never below 4. A board with mites has between a third of that and all of it.
 
     Returns:
         The path of ``data.yaml``.
@@ -315,7 +316,7 @@ def synthetic_sticky_board(
     background_ids = set(
         np.random.default_rng([seed, 2]).permutation(n_images)[:n_background].tolist()
     )
-    max_per_image = max(2, round(max_mites * (image_size / 320.0) ** 2))
+    max_per_image = max(4, round(max_mites * (image_size / 320.0) ** 2))
     files: list[str] = []
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True, exist_ok=True)
