@@ -187,3 +187,94 @@ def collate(batch: Sequence[Sample]) -> tuple[list[Any], list[dict[str, Any]]]:
     images = [s[0] for s in batch]
     targets = [s[1] for s in batch]
     return images, targets
+
+
+__all__ += ["CocoDataset", "VocDataset"]
+
+
+class VocDataset(DetectionDataset):
+    """A :class:`DetectionDataset` over a Pascal VOC dataset.
+
+    Difficult boxes are flagged and left out of training targets unless
+    ``include_ignored=True``.
+
+    Args:
+        source: the VOC root (``Annotations/`` + ``JPEGImages/`` + ``ImageSets/Main``) or a
+            flat folder of ``.xml`` files beside their images
+            (see :func:`~yolo2retina.formats.voc.read_voc`).
+        split: a name in ``ImageSets/Main`` or a split sub-folder; ``None`` for every file.
+        transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
+        class_names: fix the class order (default: ``classes.txt`` or sorted names).
+        strict: turn clips and drops into errors.
+        max_size: decode images so their longer side is at most this.
+        include_ignored: keep difficult boxes in training targets.
+
+    Example:
+        >>> ds = VocDataset("VOCdevkit/VOC2012", split="val")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        split: str | None = None,
+        transforms: Transforms | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        strict: bool = False,
+        max_size: int | None = None,
+        include_ignored: bool = False,
+    ) -> None:
+        from yolo2retina.formats.voc import read_voc
+
+        super().__init__(
+            read_voc(source, split, class_names=class_names, strict=strict),
+            transforms,
+            max_size=max_size,
+            include_ignored=include_ignored,
+        )
+
+
+class CocoDataset(DetectionDataset):
+    """A :class:`DetectionDataset` over a COCO instances JSON.
+
+    Crowd boxes are flagged and left out of training targets unless
+    ``include_ignored=True``; ``annotations.category_ids`` keeps the original ids.
+
+    Args:
+        source: a ``.json`` file or a folder with one JSON per split
+            (see :func:`~yolo2retina.formats.coco.read_coco`).
+        split: the split to find in a folder (``val`` also finds ``valid``).
+        transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
+        class_names: fix the class order by category name.
+        strict: turn clips and drops into errors.
+        images_root: folder ``file_name`` is relative to (default: the JSON's folder).
+        max_size: decode images so their longer side is at most this.
+        include_ignored: keep crowd boxes in training targets.
+
+    Example:
+        >>> ds = CocoDataset("coco/annotations/instances_val2017.json",
+        ...                  images_root="coco/val2017")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        split: str | None = None,
+        transforms: Transforms | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        strict: bool = False,
+        images_root: str | os.PathLike[str] | None = None,
+        max_size: int | None = None,
+        include_ignored: bool = False,
+    ) -> None:
+        from yolo2retina.formats.coco import read_coco
+
+        super().__init__(
+            read_coco(
+                source, split, class_names=class_names, strict=strict, images_root=images_root
+            ),
+            transforms,
+            max_size=max_size,
+            include_ignored=include_ignored,
+        )

@@ -127,12 +127,13 @@ def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
         vals = []
         for tag in _COORDS:  # found by tag, so any child order works
             t = _text(bnd.find(tag))
-            try:
-                vals.append(float(t) if t is not None else float("nan"))
-            except ValueError:
-                vals.append(float("nan"))
             if t is None:
                 problems.append(f"{where}: <bndbox> has no <{tag}>")
+                break
+            try:
+                vals.append(float(t))
+            except ValueError:
+                problems.append(f"{where}: <{tag}> '{t}' is not a number")
                 break
         else:
             flags = 0

@@ -1,0 +1,291 @@
+"""Tests for the COCO reader and writers (yolo2retina/formats/coco.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_image
+from tests.formats._helpers import coco_dict, make_annotations, make_coco
+from yolo2retina.errors import DatasetError
+from yolo2retina.formats import load_annotations
+from yolo2retina.formats.coco import read_coco, write_coco, write_coco_results
+from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, Target
+
+
+def _ann(i: int, image_id: int, cat: int, bbox: list[Any], **kw: Any) -> dict[str, Any]:
+    return {"id": i, "image_id": image_id, "category_id": cat, "bbox": bbox, **kw}
+
+
+def test_non_contiguous_ids_map_to_labels_in_id_order(tmp_path: Path) -> None:
+    """Category ids 7, 3, 11 become labels by id order and the ids are kept."""
+    f = make_coco(
+        tmp_path,
+        2,
+        [_ann(1, 1, 11, [1, 2, 3, 4]), _ann(2, 2, 3, [0.5, 0.25, 10.5, 20.25])],
+        categories=[(7, "seven"), (3, "three"), (11, "eleven")],
+    )
+    ann = read_coco(f)
+    assert ann.class_names == ("three", "seven", "eleven")
+    assert ann.category_ids == (3, 7, 11)
+    assert ann.labels.tolist() == [2, 0]
+    np.testing.assert_allclose(ann.boxes, [[1, 2, 4, 6], [0.5, 0.25, 11, 20.5]])
+    assert ann.image_ids.tolist() == [1, 2]
+
+
+def test_unused_categories_and_background_images_are_kept(tmp_path: Path) -> None:
+    """A declared category no box uses stays a class; an image with no box stays."""
+    f = make_coco(tmp_path, 3, [_ann(1, 2, 1, [1, 1, 5, 5])], categories=[(0, "unused"), (1, "a")])
+    ann = read_coco(f)
+    assert ann.class_names == ("unused", "a") and ann.num_classes == 2
+    assert len(ann) == 3 and ann.boxes_per_image().tolist() == [0, 1, 0]
+    assert ann.report.background_images == 2
+
+
+def test_boxes_of_one_image_keep_file_order(tmp_path: Path) -> None:
+    """Annotations listed out of image order are grouped by image, in file order."""
+    anns = [_ann(1, 2, 1, [1, 1, 2, 2]), _ann(2, 1, 1, [3, 3, 2, 2]), _ann(3, 2, 2, [5, 5, 2, 2])]
+    ann = read_coco(make_coco(tmp_path, 2, anns))
+    assert ann.boxes[:, 0].tolist() == [3, 1, 5]
+    assert ann.labels.tolist() == [0, 0, 1]
+
+
+def test_crowd_is_a_flag_left_out_of_training(tmp_path: Path) -> None:
+    """iscrowd=1 becomes FLAG_CROWD, an ignore region."""
+    anns = [_ann(1, 1, 1, [1, 1, 5, 5], iscrowd=1), _ann(2, 1, 1, [1, 1, 6, 6], iscrowd=0)]
+    ann = read_coco(make_coco(tmp_path, 1, anns))
+    assert ann.flags.tolist() == [FLAG_CROWD, 0]
+    assert ann.target(0).ignore_mask().tolist() == [True, False]
+
+
+def test_roboflow_folder_and_split_alias(tmp_path: Path) -> None:
+    """A folder of split folders with _annotations.coco.json loads; 'val' finds 'valid'."""
+    make_coco(tmp_path / "valid", 2, name="_annotations.coco.json")
+    make_coco(tmp_path / "train", 1, name="_annotations.coco.json")
+    assert len(load_annotations(tmp_path, split="val")) == 2
+    assert len(load_annotations(tmp_path, split="train")) == 1
+    with pytest.raises(DatasetError, match="holds splits"):
+        load_annotations(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "file_name", ["../outside.jpg", "sub/../../outside.jpg", "/abs/outside.jpg"]
+)
+def test_paths_outside_the_root_are_refused(tmp_path: Path, file_name: str) -> None:
+    """An absolute file_name or a .. that escapes the images root is refused."""
+    root = tmp_path / "root"
+    root.mkdir()
+    f = root / "a.json"
+    img = {"id": 1, "file_name": file_name, "width": 64, "height": 48}
+    f.write_text(json.dumps(coco_dict([img], [])))
+    with pytest.raises(DatasetError, match="allow_outside_root"):
+        read_coco(f)
+
+
+def test_outside_root_allowed_on_request(tmp_path: Path) -> None:
+    """allow_outside_root=True accepts a .. path that exists."""
+    write_image(tmp_path / "outside.jpg")
+    (tmp_path / "root").mkdir()
+    f = tmp_path / "root" / "a.json"
+    f.write_text(
+        json.dumps(
+            coco_dict([{"id": 1, "file_name": "../outside.jpg", "width": 64, "height": 48}], [])
+        )
+    )
+    ann = read_coco(f, allow_outside_root=True)
+    assert ann.image_path(0) == tmp_path / "outside.jpg"
+
+
+def test_images_root_option(tmp_path: Path) -> None:
+    """file_name is resolved against images_root when given."""
+    write_image(tmp_path / "imgs" / "im0.jpg")
+    f = tmp_path / "a.json"
+    f.write_text(
+        json.dumps(coco_dict([{"id": 1, "file_name": "im0.jpg", "width": 64, "height": 48}], []))
+    )
+    ann = read_coco(f, images_root=tmp_path / "imgs")
+    assert ann.image_path(0) == tmp_path / "imgs" / "im0.jpg"
+
+
+def _bad_json(tmp_path: Path, images: list[dict[str, Any]], anns: list[dict[str, Any]]) -> Path:
+    for i in range(2):
+        write_image(tmp_path / f"im{i}.jpg")
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps(coco_dict(images, anns)))
+    return f
+
+
+IMG = [
+    {"id": 1, "file_name": "im0.jpg", "width": 64, "height": 48},
+    {"id": 2, "file_name": "im1.jpg", "width": 64, "height": 48},
+]
+
+
+@pytest.mark.parametrize(
+    ("images", "anns", "message"),
+    [
+        ([IMG[0], {**IMG[1], "id": 1}], [], "duplicate image ids: 1"),
+        (
+            IMG,
+            [_ann(5, 1, 1, [1, 1, 2, 2]), _ann(5, 2, 1, [1, 1, 2, 2])],
+            "duplicate annotation ids: 5",
+        ),
+        (
+            IMG,
+            [_ann(1, 9, 1, [1, 1, 2, 2])],
+            r"annotations\[0\] \(id 1\): image_id 9 is not in 'images'",
+        ),
+        (IMG, [_ann(1, 1, 4, [1, 1, 2, 2])], r"category_id 4 is not in 'categories'"),
+        (
+            [{**IMG[0], "width": 65}, IMG[1]],
+            [],
+            r"images\[0\] \(id 1, im0\.jpg\): width x height 65x48 but the image is 64x48",
+        ),
+        (IMG, [_ann(1, 1, 1, [1, 1, 2])], r"annotations\[0\] \(id 1\): malformed bbox \[1, 1, 2\]"),
+        (
+            IMG,
+            [_ann(1, 1, 1, [1, 1, 2, 2]), _ann(2, 1, 1, [1, 1, -2, 2])],
+            r"annotations\[1\] \(id 2\): malformed bbox",
+        ),
+        (IMG, [_ann(1, 1, 1, [1, "x", 2, 2])], r"malformed bbox \[1, 'x', 2, 2\]"),
+        (
+            IMG,
+            [_ann(1, 1, 1, [1, 1, 80, 2])],
+            r"annotations\[0\] \(id 1\): box .* more than 1 px outside",
+        ),
+        (
+            IMG,
+            [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}],
+            r"annotations\[0\] \(id \?\): missing or non-integer 'id'",
+        ),
+    ],
+    ids=[
+        "dup-image",
+        "dup-ann",
+        "unknown-image",
+        "unknown-cat",
+        "size",
+        "bbox-3",
+        "bbox-neg",
+        "bbox-str",
+        "far",
+        "no-id",
+    ],
+)
+def test_errors_name_the_file_and_record(
+    tmp_path: Path, images: list[dict[str, Any]], anns: list[dict[str, Any]], message: str
+) -> None:
+    """Every kind of bad record is an error naming the file and the record."""
+    f = _bad_json(tmp_path, images, anns)
+    with pytest.raises(DatasetError, match=rf"bad\.json.*{message}"):
+        read_coco(f)
+
+
+def test_invalid_json_names_line(tmp_path: Path) -> None:
+    """A syntax error is reported with file:line:column."""
+    f = tmp_path / "a.json"
+    f.write_text('{"images": [\n  {"id": 1,,}]}')
+    with pytest.raises(DatasetError, match=r"a\.json:2:\d+: invalid JSON"):
+        read_coco(f)
+
+
+def test_small_overhang_is_clipped_zero_size_dropped(tmp_path: Path) -> None:
+    """Half a pixel past the edge is clipped; a zero-width box is dropped; both counted."""
+    anns = [_ann(1, 1, 1, [60, 40, 4.5, 8.5]), _ann(2, 1, 1, [5, 5, 0, 3])]
+    ann = read_coco(make_coco(tmp_path, 1, anns))
+    assert ann.boxes.tolist() == [[60, 40, 64, 48]]
+    assert ann.report.clipped == 1 and ann.report.dropped_zero_area == 1
+    with pytest.raises(DatasetError):
+        read_coco(tmp_path / "ann.json", strict=True)
+
+
+def test_verify_images_false_touches_no_image(tmp_path: Path) -> None:
+    """verify_images=False trusts width/height and needs no image file."""
+    f = tmp_path / "a.json"
+    f.write_text(json.dumps(coco_dict([IMG[0]], [_ann(1, 1, 1, [1, 1, 2, 2])])))
+    with pytest.raises(DatasetError, match="not found"):
+        read_coco(f)
+    assert read_coco(f, verify_images=False).image_hw(0) == (48, 64)
+
+
+def test_class_names_reorder_by_name(tmp_path: Path) -> None:
+    """class_names picks the label order by category name and keeps the id mapping."""
+    ann = read_coco(make_coco(tmp_path), class_names=["b", "a"])
+    assert ann.class_names == ("b", "a") and ann.category_ids == (2, 1)
+    assert ann.labels.tolist() == [0]
+    with pytest.raises(DatasetError, match="each category name once"):
+        read_coco(tmp_path / "ann.json", class_names=["a"])
+
+
+def test_results_use_original_category_and_image_ids(tmp_path: Path) -> None:
+    """write_coco_results exports labels with the original category ids."""
+    f = make_coco(tmp_path, 2, categories=[(7, "a"), (9, "b")], anns=[_ann(1, 2, 9, [1, 1, 4, 4])])
+    ann = read_coco(f)
+    preds = [Target.empty(), Target.from_xyxy([[1, 2, 5, 7]], [1], scores=[0.75])]
+    out = write_coco_results(preds, ann, tmp_path / "res.json")
+    assert json.loads(out.read_text()) == [
+        {"image_id": 2, "category_id": 9, "bbox": [1.0, 2.0, 4.0, 5.0], "score": 0.75}
+    ]
+    with pytest.raises(DatasetError, match="1 predictions for 2 images"):
+        write_coco_results(preds[:1], ann, tmp_path / "r2.json")
+
+
+def test_writer_keeps_flags_ids_and_background(tmp_path: Path) -> None:
+    """COCO -> COCO keeps crowd (iscrowd), difficult (extra key), ids and empty images."""
+    src = make_annotations(
+        tmp_path / "src", [[((1, 1, 9, 9), 0, FLAG_CROWD), ((2, 2, 8, 8), 1, FLAG_DIFFICULT)], []]
+    )
+    report = write_coco({"val": src}, tmp_path / "out")
+    assert report.lost == []
+    back = read_coco(tmp_path / "out", "val")
+    np.testing.assert_array_equal(back.boxes, src.boxes)
+    np.testing.assert_array_equal(back.flags, src.flags)
+    assert back.image_ids.tolist() == [1, 2] and back.report.background_images == 1
+    assert back.category_ids == (1, 2)
+
+
+def test_pycocotools_reads_written_file(tmp_path: Path) -> None:
+    """pycocotools' own COCO() loads what the writer wrote."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+
+    src = make_annotations(tmp_path / "src", [[((1, 1, 9, 9), 0, 0)], [((3, 3, 20, 10), 1, 0)]])
+    write_coco(src, tmp_path / "out")
+    c = COCO(str(tmp_path / "out" / "train" / "_annotations.coco.json"))
+    assert len(c.getAnnIds()) == 2 and len(c.getImgIds()) == 2
+    assert [c.cats[i]["name"] for i in sorted(c.cats)] == ["a", "b"]
+
+
+def test_blood_cells_real_data(blood_coco: Path) -> None:
+    """The real Roboflow export: 210/20/10 images, 4947/470/221 boxes, 3 classes by id."""
+    got = {s: load_annotations(blood_coco, split=s) for s in ("train", "valid", "test")}
+    assert [len(a) for a in got.values()] == [210, 20, 10]
+    assert [a.num_boxes for a in got.values()] == [4947, 470, 221]
+    for a in got.values():
+        assert a.class_names == ("RBC-WBC", "rbc", "wbc")
+        assert a.category_ids == (0, 1, 2)
+
+
+def test_boxes_agree_with_supervision(tmp_path: Path) -> None:
+    """supervision reads the same boxes and classes from the same COCO file."""
+    sv = pytest.importorskip("supervision")
+    anns = [
+        _ann(1, 1, 1, [1.5, 2.25, 10, 20]),
+        _ann(2, 1, 3, [30, 4, 12.5, 8]),
+        _ann(3, 2, 1, [0, 0, 64, 48]),
+    ]
+    f = make_coco(tmp_path, 3, anns, categories=[(1, "a"), (3, "c")])
+    ours = read_coco(f)
+    ds = sv.DetectionDataset.from_coco(str(tmp_path), str(f))
+    by_name = {Path(p).name: d for p, _, d in ds}
+    for i in range(len(ours)):
+        d = by_name[ours.image_path(i).name]
+        t = ours.target(i)
+        np.testing.assert_allclose(
+            np.asarray(d.xyxy, np.float32).reshape(-1, 4), t.boxes, atol=1e-4
+        )
+        assert [ds.classes[c] for c in d.class_id] == [ours.class_names[k] for k in t.labels]

@@ -1,0 +1,223 @@
+"""Tests for the Pascal VOC reader and writer (yolo2retina/formats/voc.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import write_image
+from tests.formats._helpers import make_annotations, make_voc, voc_xml
+from yolo2retina.errors import DatasetError
+from yolo2retina.formats import load_annotations
+from yolo2retina.formats.voc import read_voc, write_voc
+from yolo2retina.target import FLAG_DIFFICULT, FLAG_TRUNCATED
+
+
+def test_standard_layout_with_split_lists(tmp_path: Path) -> None:
+    """ImageSets/Main/{split}.txt picks the files of a split, in list order."""
+    make_voc(
+        tmp_path,
+        {
+            "b": [{"name": "dog", "box": (1, 1, 10, 10)}],
+            "a": [{"name": "cat", "box": (5, 5, 20, 30)}],
+        },
+        splits={"train": ["b"], "val": ["a"]},
+    )
+    tr = read_voc(tmp_path, "train")
+    va = read_voc(tmp_path, "val")
+    assert [Path(p).name for p in tr.paths] == ["b.jpg"]
+    assert [Path(p).name for p in va.paths] == ["a.jpg"]
+    # class order comes from the whole dataset, so both splits agree
+    assert tr.class_names == va.class_names == ("cat", "dog")
+    assert tr.labels.tolist() == [1] and va.labels.tolist() == [0]
+
+
+def test_pixel_rule_is_one_based_inclusive(tmp_path: Path) -> None:
+    """A box over the whole W x H image (1, 1, W, H) becomes (0, 0, W, H)."""
+    make_voc(tmp_path, {"a": [{"name": "x", "box": (1, 1, 64, 48)}]})
+    ann = read_voc(tmp_path)
+    assert ann.boxes.tolist() == [[0.0, 0.0, 64.0, 48.0]]
+
+
+def test_float_coordinates_any_child_order_and_part_ignored(tmp_path: Path) -> None:
+    """xmin, xmax, ymin, ymax order, fractional values and <part> boxes all read right."""
+    write_image(tmp_path / "a.jpg", (64, 48))
+    objs = [{"name": "x", "box": (2.5, 3.25, 10.75, 20.5), "part": True}]
+    (tmp_path / "a.xml").write_text(
+        voc_xml("a.jpg", (64, 48), objs, order=("xmin", "xmax", "ymin", "ymax"))
+    )
+    ann = read_voc(tmp_path)
+    np.testing.assert_allclose(ann.boxes, [[1.5, 2.25, 10.75, 20.5]])
+    assert ann.num_boxes == 1
+
+
+def test_difficult_and_truncated_become_flags(tmp_path: Path) -> None:
+    """difficult/truncated tags set per-box flag bits; difficult boxes are ignore regions."""
+    make_voc(
+        tmp_path,
+        {
+            "a": [
+                {"name": "x", "box": (1, 1, 5, 5), "difficult": 1},
+                {"name": "x", "box": (1, 1, 6, 6), "truncated": 1},
+                {"name": "x", "box": (1, 1, 7, 7), "difficult": 0},
+            ]
+        },
+    )
+    ann = read_voc(tmp_path)
+    assert ann.flags.tolist() == [FLAG_DIFFICULT, FLAG_TRUNCATED, 0]
+    assert ann.target(0).ignore_mask().tolist() == [True, False, False]
+
+
+def test_flat_folder_with_split_subfolders_and_background(tmp_path: Path) -> None:
+    """Roboflow-style train/ valid/ folders of .xml beside images; 'val' finds 'valid'."""
+    for split in ("train", "valid"):
+        write_image(tmp_path / split / "a.jpg", (64, 48))
+        (tmp_path / split / "a.xml").write_text(
+            voc_xml("a.jpg", (64, 48), [{"name": split, "box": (1, 1, 9, 9)}])
+        )
+    write_image(tmp_path / "valid" / "empty.jpg", (64, 48))  # no xml: background
+    ann = load_annotations(tmp_path, split="val")
+    assert len(ann) == 2 and ann.num_boxes == 1
+    assert ann.class_names == ("train", "valid")
+    assert ann.report.missing_label_files == 1
+
+
+def test_size_mismatch_names_the_file(tmp_path: Path) -> None:
+    """A <size> that differs from the real image is an error naming the xml file."""
+    write_image(tmp_path / "a.jpg", (64, 48))
+    (tmp_path / "a.xml").write_text(voc_xml("a.jpg", (48, 64), []))
+    with pytest.raises(DatasetError, match=r"a\.xml.*48x64.*64x48"):
+        read_voc(tmp_path)
+
+
+def test_size_is_compared_after_exif(tmp_path: Path) -> None:
+    """An EXIF-rotated image's upright size is the one <size> must give."""
+    write_image(tmp_path / "a.jpg", (64, 48), orientation=6)
+    (tmp_path / "a.xml").write_text(
+        voc_xml("a.jpg", (48, 64), [{"name": "x", "box": (1, 1, 40, 60)}])
+    )
+    assert read_voc(tmp_path).image_hw(0) == (64, 48)
+
+
+def test_one_pixel_outside_is_clipped_and_counted(tmp_path: Path) -> None:
+    """Roboflow's xmax=W+1 is clipped, a box with no area left is dropped; both counted."""
+    make_voc(
+        tmp_path,
+        {"a": [{"name": "x", "box": (0, 1, 65, 10)}, {"name": "x", "box": (65, 1, 65, 10)}]},
+    )
+    ann = read_voc(tmp_path)
+    assert ann.boxes.tolist() == [[0.0, 0.0, 64.0, 10.0]]
+    assert ann.report.clipped == 2 and ann.report.dropped_zero_area == 1
+    with pytest.raises(DatasetError, match="slightly outside"):
+        read_voc(tmp_path, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("box", "message"),
+    [
+        ((1, 1, 70, 10), "more than 1 px outside"),
+        ((10, 1, 5, 10), "inverted box"),
+        (("a", 1, 5, 10), "<xmin> 'a' is not a number"),
+        (("nan", 1, 5, 10), "non-finite"),
+    ],
+)
+def test_bad_boxes_name_file_and_object(
+    tmp_path: Path, box: tuple[object, ...], message: str
+) -> None:
+    """Boxes far outside, inverted or not numeric are errors naming file and object index."""
+    make_voc(tmp_path, {"a": [{"name": "x", "box": (1, 1, 5, 5)}, {"name": "x", "box": box}]})
+    with pytest.raises(DatasetError, match=rf"a\.xml: object 2 \('x'\): .*{message}"):
+        read_voc(tmp_path)
+
+
+def test_class_names_fix_order_and_reject_unknown(tmp_path: Path) -> None:
+    """class_names sets label order; an object outside it is an error."""
+    make_voc(
+        tmp_path,
+        {"a": [{"name": "cat", "box": (1, 1, 5, 5)}, {"name": "dog", "box": (1, 1, 5, 5)}]},
+    )
+    ann = read_voc(tmp_path, class_names=["dog", "cat"])
+    assert ann.labels.tolist() == [1, 0]
+    with pytest.raises(DatasetError, match="'dog' is not in class_names"):
+        read_voc(tmp_path, class_names=["cat"])
+
+
+def test_classes_txt_fixes_the_order(tmp_path: Path) -> None:
+    """classes.txt at the root gives the class order instead of sorting."""
+    make_voc(tmp_path, {"a": [{"name": "cat", "box": (1, 1, 5, 5)}]})
+    (tmp_path / "classes.txt").write_text("zebra\ncat\n")
+    assert read_voc(tmp_path).class_names == ("zebra", "cat")
+
+
+BOMB = """<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+]>
+<annotation><filename>&lol2;</filename></annotation>
+"""
+
+EXTERNAL = """<?xml version="1.0"?>
+<!DOCTYPE annotation [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
+<annotation><filename>&xxe;</filename></annotation>
+"""
+
+
+@pytest.mark.parametrize("text", [BOMB, EXTERNAL], ids=["billion-laughs", "external-entity"])
+def test_entity_tricks_are_refused(tmp_path: Path, text: str) -> None:
+    """Entity-expansion bombs and external entities are refused with a clear error."""
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "a.xml").write_text(text)
+    with pytest.raises(DatasetError, match=r"a\.xml: refused: .*entity"):
+        read_voc(tmp_path)
+
+
+def test_malformed_xml_names_the_line(tmp_path: Path) -> None:
+    """Broken XML is reported with its file and line."""
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "a.xml").write_text("<annotation>\n<object>\n</annotation>")
+    with pytest.raises(DatasetError, match=r"a\.xml:3: malformed XML"):
+        read_voc(tmp_path)
+
+
+def test_missing_image_is_an_error(tmp_path: Path) -> None:
+    """An xml whose image cannot be found is an error naming the xml."""
+    (tmp_path / "a.xml").write_text(voc_xml("a.jpg", (64, 48), []))
+    with pytest.raises(DatasetError, match=r"a\.xml: image 'a\.jpg' not found"):
+        read_voc(tmp_path)
+
+
+def test_write_then_read_gives_the_same_numbers(tmp_path: Path) -> None:
+    """VOC -> VOC: writing what was read and reading it again changes nothing."""
+    make_voc(
+        tmp_path / "src",
+        {
+            "a": [
+                {"name": "x", "box": (1, 1, 64, 48), "difficult": 1},
+                {"name": "y", "box": (2.5, 3, 9.25, 7)},
+            ],
+            "b": [],
+        },
+        splits={"train": ["a", "b"]},
+    )
+    first = read_voc(tmp_path / "src", "train")
+    report = write_voc({"train": first}, tmp_path / "out")
+    again = read_voc(tmp_path / "out", "train")
+    assert again.class_names == first.class_names
+    np.testing.assert_array_equal(again.boxes, first.boxes)
+    np.testing.assert_array_equal(again.labels, first.labels)
+    np.testing.assert_array_equal(again.flags, first.flags)
+    assert again.report.background_images == 1
+    assert report.lost == []
+    text = (tmp_path / "out" / "Annotations" / "a.xml").read_text()
+    assert "<xmin>1</xmin>" in text and "<xmax>64</xmax>" in text
+
+
+def test_writer_reports_lost_crowd_flags(tmp_path: Path) -> None:
+    """VOC has no crowd marker, so the writer says crowd flags were lost."""
+    ann = make_annotations(tmp_path, [[((1, 1, 9, 9), 0, 1)]])
+    report = write_voc(ann, tmp_path / "out")
+    assert any("crowd" in line for line in report.lost)
