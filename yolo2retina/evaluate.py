@@ -255,19 +255,21 @@ def _flatten_predictions(predictions: Sequence[Target], num_classes: int) -> _Fl
             continue
         if p.scores is None:
             raise DatasetError(f"predictions[{i}]: a prediction Target needs scores")
-        if int(p.labels.max()) >= num_classes:
-            raise DatasetError(
-                f"predictions[{i}]: label {int(p.labels.max())} is outside 0..{num_classes - 1}"
-            )
         boxes.append(p.boxes)
         labels.append(p.labels)
         scores.append(p.scores)
     if not boxes:
         return _Flat(np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(0, np.int64), np.zeros(0))
+    image = np.repeat(np.arange(len(predictions), dtype=np.int64), counts)
+    flat_labels = np.concatenate(labels)
+    bad = np.flatnonzero(flat_labels >= num_classes)
+    if bad.size:
+        i, lab = int(image[bad[0]]), int(flat_labels[bad[0]])
+        raise DatasetError(f"predictions[{i}]: label {lab} is outside 0..{num_classes - 1}")
     return _Flat(
-        image=np.repeat(np.arange(len(predictions), dtype=np.int64), counts),
+        image=image,
         xyxy=np.concatenate(boxes).astype(np.float64),
-        labels=np.concatenate(labels),
+        labels=flat_labels,
         scores=np.concatenate(scores).astype(np.float64),
     )
 
@@ -411,7 +413,10 @@ def coco_map(ground_truth: Annotations, predictions: Sequence[Target]) -> Metric
                 precision[:, :, k, a, :] = 0.0
                 recall[:, k, a, :] = 0.0
                 continue
-            q, rec = _pr_curve(matched[a][:, sel], d_ignore[a][:, sel], keep_m, npig)
+            # Detections ignored at every IoU threshold add nothing: leave them out.
+            cols = np.flatnonzero(~d_ignore[a][:, sel].all(axis=0))
+            sub = sel[cols]
+            q, rec = _pr_curve(matched[a][:, sub], d_ignore[a][:, sub], keep_m[:, cols], npig)
             precision[:, :, k, a, :] = q
             recall[:, k, a, :] = rec
 
@@ -555,33 +560,45 @@ def _pr_curve(
     """Interpolated precision ``(T, R, M)`` and recall ``(T, M)`` of one class and area.
 
     ``matched`` and ``ignored`` are ``(T, n)`` over the class's detections in accumulation
-    order; ``keep_m`` is ``(M, n)``: inside the maxDets cut. Detections left out (ignored
-    or past the cut) add nothing to the cumulative counts: the precision envelope and the
-    recall-threshold lookup give the same values as when they are removed, as COCOeval does.
+    order; ``keep_m`` is ``(M, n)``: inside the maxDets cut.
+
+    COCOeval builds precision ``tp / (fp + tp + eps)`` at every counted detection, takes
+    its suffix maximum (the envelope) and reads it at the first detection whose recall
+    reaches each threshold. Precision only rises at true positives and the lookup always
+    lands on one (or on the first detection, where the envelope is the overall maximum), so
+    it is enough to compute precision at the true positives: the ``j``-th true positive,
+    found at counted position ``i``, has ``tp = j`` and ``fp = i + 1 - j``. The same
+    integers give the same floats, so the values are identical.
     """
     T, n = matched.shape
     Mn = keep_m.shape[0]
-    counted = ~ignored[None, :, :] & keep_m[:, None, :]  # (M, T, n)
-    tp_i = np.cumsum(matched[None, :, :] & counted, axis=2)  # int
-    fp_i = np.cumsum(~matched[None, :, :] & counted, axis=2)
-    tp = tp_i.astype(np.float64)
-    fp = fp_i.astype(np.float64)
-    pr = tp / (fp + tp + np.spacing(1))
-    env = np.maximum.accumulate(pr[:, :, ::-1], axis=2)[:, :, ::-1]
-    # First detection whose recall tp / npig reaches each threshold. Recall values are
-    # exactly n / npig, so find the smallest tp count per threshold with the same float
-    # arithmetic, then search the integer cumulative counts (one call for all rows).
-    need = np.searchsorted(np.arange(npig + 1) / npig, RECALL_THRESHOLDS, side="left")
     rows = Mn * T
-    flat = (tp_i.reshape(rows, n) + (np.arange(rows) * (n + 1))[:, None]).ravel()
-    queries = need[None, :] + (np.arange(rows) * (n + 1))[:, None]  # (rows, R)
-    idx = np.searchsorted(flat, queries.ravel(), side="left").reshape(rows, -1)
-    idx -= (np.arange(rows) * n)[:, None]
-    valid = idx < n
-    env_rows = env.reshape(rows, n)
-    q = np.where(valid, np.take_along_axis(env_rows, np.minimum(idx, n - 1), axis=1), 0.0)
+    counted = (~ignored[None, :, :] & keep_m[:, None, :]).reshape(rows, n)  # row = m * T + t
+    row, pos = np.nonzero(counted)  # row-major: sorted by row, then position
+    per_row = np.bincount(row, minlength=rows)
+    row_start = np.cumsum(per_row) - per_row
+    is_tp = matched[row % T, pos]
+    tp_cum = np.cumsum(is_tp)
+    tp_before_row = np.r_[0, tp_cum][row_start]
+    sel = np.flatnonzero(is_tp)
+    r_tp = row[sel]
+    j = tp_cum[sel] - tp_before_row[r_tp]  # 1-based count of true positives in the row
+    i = sel - row_start[r_tp]  # 0-based position among counted detections
+    tp = j.astype(np.float64)
+    fp = (i + 1 - j).astype(np.float64)
+    pr = tp / (fp + tp + np.spacing(1))
+    n_tp = np.bincount(r_tp, minlength=rows)
+    width = max(int(n_tp.max(initial=0)), 1)
+    env = np.zeros((rows, width))
+    env[r_tp, j - 1] = pr
+    env = np.maximum.accumulate(env[:, ::-1], axis=1)[:, ::-1]
+    # Smallest tp count whose recall tp / npig reaches each threshold (same float
+    # arithmetic as COCOeval's recall array, so the same searchsorted result).
+    need = np.searchsorted(np.arange(npig + 1) / npig, RECALL_THRESHOLDS, side="left")
+    col = np.maximum(need - 1, 0)
+    q = np.where(col < width, env[:, np.minimum(col, width - 1)], 0.0)  # (rows, R)
     q = q.reshape(Mn, T, -1).transpose(1, 2, 0)  # (T, R, M)
-    rec = (tp[:, :, -1] / npig).T  # (T, M)
+    rec = (n_tp / npig).reshape(Mn, T).T  # (T, M)
     return q, rec
 
 
