@@ -493,7 +493,7 @@ def _greedy_match(
     p_iou: npt.NDArray[np.float64],
     g_crowd: npt.NDArray[np.bool_],
     g_ignore: npt.NDArray[np.bool_],
-) -> npt.NDArray[np.int64]:
+) -> npt.NDArray[np.int32]:
     """COCOeval's greedy matching for every area range and IoU threshold at once.
 
     Detections of different (class, image) groups never compete, so the groups run in
@@ -502,10 +502,10 @@ def _greedy_match(
     all theirs alone (or crowd regions) are decided in a single first step.
 
     Returns:
-        ``(A, T, D) int64``: the matched gt index, or -1.
+        ``(A, T, D) int32``: the matched gt index, or -1.
     """
     A, T = g_ignore.shape[0], len(IOU_THRESHOLDS)
-    match = np.full((A, T, n_det), -1, dtype=np.int64)
+    match = np.full((A, T, n_det), -1, dtype=np.int32)
     if p_det.size == 0:
         return match
     n_gt = g_crowd.size
