@@ -165,39 +165,63 @@ def test_whole_image_and_tiled_prediction_agree() -> None:
     assert len(whole) == len(gt)
 
 
+WINDOWS = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
+
+
 def test_plain_nms_would_keep_clipped_partial_boxes() -> None:
     """The edge rule matters: a partial box at a tile edge beside the full one is dropped."""
-    windows = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
     full = [90.0, 10.0, 110.0, 30.0]  # whole in tile 1
     part = [90.0, 10.0, 100.0, 30.0]  # clipped by tile 0's right edge (IoU 0.5 with full)
-    keep = merge_tile_detections(
-        [part, full], [0, 0], [0.95, 0.9], [0, 1], windows, image_hw=(100, 180)
-    )
-    assert keep.tolist() == [1]
+    out = merge_tile_detections([part, full], [0, 0], [0.95, 0.9], [0, 1], WINDOWS, (100, 180))
+    assert out.boxes.tolist() == [full]
 
 
 def test_merge_keeps_distinct_objects_and_other_classes() -> None:
     """Boxes of another class or far apart are never merged."""
-    windows = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
     b = [[90, 10, 100, 30], [90, 10, 110, 30], [10, 10, 30, 30], [150, 50, 170, 70]]
-    keep = merge_tile_detections(b, [1, 0, 0, 0], [0.9] * 4, [0, 1, 0, 1], windows, (100, 180))
-    assert sorted(keep.tolist()) == [0, 1, 2, 3]
+    out = merge_tile_detections(
+        b, [1, 0, 0, 0], [0.9, 0.8, 0.7, 0.6], [0, 1, 0, 1], WINDOWS, (100, 180)
+    )
+    assert out.boxes.tolist() == b and out.labels.tolist() == [1, 0, 0, 0]
 
 
 def test_merge_removes_duplicates_seen_whole_by_two_tiles() -> None:
     """An object inside the overlap is seen whole twice and kept once (the higher score)."""
-    windows = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
     b = [[85, 40, 95, 50], [85.5, 40, 95, 50.5]]
-    keep = merge_tile_detections(b, [0, 0], [0.7, 0.8], [0, 1], windows, (100, 180))
-    assert keep.tolist() == [1]
+    out = merge_tile_detections(b, [0, 0], [0.7, 0.8], [0, 1], WINDOWS, (100, 180))
+    assert out.boxes.tolist() == [b[1]] and out.scores is not None
+    assert out.scores.tolist() == pytest.approx([0.8])
 
 
-def test_object_larger_than_overlap_is_not_counted_twice() -> None:
-    """Both tiles see a part of a too-large object: the larger part survives, once."""
-    windows = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
-    b = [[60, 10, 100, 30], [80, 10, 130, 30]]  # both clipped, at interior edges
-    keep = merge_tile_detections(b, [0, 0], [0.9, 0.9], [0, 1], windows, (100, 180))
-    assert keep.tolist() == [1]
+def test_object_larger_than_overlap_is_stitched_from_its_two_pieces() -> None:
+    """Both tiles see a part of a too-large object: the pieces become one box, the union."""
+    b = [[60, 10, 100, 30], [80, 11, 130, 30]]  # both clipped, at facing interior edges
+    out = merge_tile_detections(b, [0, 0], [0.9, 0.7], [0, 1], WINDOWS, (100, 180))
+    assert out.boxes.tolist() == [[60, 10, 130, 30]]
+    assert out.scores is not None and out.scores.tolist() == pytest.approx([0.9])
+    # pieces that do not line up (another object, another row) are not stitched
+    b2 = [[60, 10, 100, 30], [80, 40, 130, 60]]
+    assert len(merge_tile_detections(b2, [0, 0], [0.9, 0.7], [0, 1], WINDOWS, (100, 180))) == 2
+
+
+def test_tiled_prediction_of_objects_larger_than_the_overlap() -> None:
+    """Objects wider than the overlap, some across tile corners, come back whole and once."""
+    rng = np.random.default_rng(7)
+    windows = tile_windows((600, 900), 128, 0.05)
+    xs = sorted({int(v) for v in windows[:, 2] if v < 900})
+    ys = sorted({int(v) for v in windows[:, 3] if v < 600})
+    gt = []
+    for x in xs[::2]:
+        for y in ys[::2]:
+            gt.append([x - 20, y - 17, x + 15, y + 16])  # across a tile corner
+    for x in xs[1::2]:
+        y = int(rng.integers(20, 560))
+        gt.append([x - 25, y, x + 12, y + 30])
+    gt_a = np.asarray(gt, dtype=np.float64)
+    img = torch.from_numpy(paint((900, 600), gt_a, [1] * len(gt))).permute(2, 0, 1)
+    [pred] = predict(IdDetector(), img, tile=128, overlap=0.05)
+    assert len(pred) == len(gt)
+    np.testing.assert_array_equal(sort_rows(pred.boxes), sort_rows(gt_a).astype(np.float32))
 
 
 @pytest.mark.parametrize("length", [1, 100, 640, 641, 1000, 3000, 4080])
@@ -451,3 +475,26 @@ def test_predictor_from_checkpoint_missing_file(tmp_path: Path) -> None:
     """A missing checkpoint is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match=r"nope\.pt"):
         Predictor.from_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_layouts_any_object_size_each_object_once(seed: int) -> None:
+    """Random images, tiles, overlaps and objects up to 60 px (often wider than the overlap)."""
+    rng = np.random.default_rng(seed)
+    w, h = int(rng.integers(300, 700)), int(rng.integers(300, 700))
+    tile, overlap = int(rng.choice([96, 128, 160])), float(rng.uniform(0.05, 0.3))
+    boxes: list[list[int]] = []
+    for _ in range(200):
+        bw, bh = int(rng.integers(8, 60)), int(rng.integers(8, 60))
+        x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        b = [x, y, x + bw, y + bh]
+        if all(
+            b[2] + 3 < o[0] or o[2] + 3 < b[0] or b[3] + 3 < o[1] or o[3] + 3 < b[1] for o in boxes
+        ):
+            boxes.append(b)
+    gt = np.asarray(boxes, dtype=np.float64)
+    labels = rng.integers(0, 2, len(gt))
+    img = torch.from_numpy(paint((w, h), gt, labels.tolist())).permute(2, 0, 1)
+    [pred] = predict(IdDetector(), img, tile=tile, overlap=overlap)
+    assert len(pred) == len(gt)
+    np.testing.assert_array_equal(sort_rows(pred.boxes), sort_rows(gt).astype(np.float32))

@@ -6,17 +6,20 @@ tiles. Shrinking the photo to the model's 800-px input would shrink an 18-px mit
 at full resolution, run them in batches, and merge the detections:
 
 1. every tile detection is shifted into the photo's frame and clipped to it;
-2. a detection near an *interior* tile edge (an edge that is not the photo's border)
-   may be a clipped part of an object that the neighbouring tile sees whole; it is
-   dropped when another tile has a same-class box covering at least half of it and
-   that box is not itself near an interior edge (or is larger);
-3. class-wise NMS (:func:`torchvision.ops.batched_nms`) removes the duplicates that
+2. an object larger than the overlap is cut by both tiles: its two pieces, each at an
+   *interior* tile edge (an edge that is not the photo's border), facing each other,
+   are stitched into their union;
+3. a detection at an interior tile edge may be a clipped part of an object that the
+   neighbouring tile sees whole; it is dropped when another tile has a same-class box
+   covering at least half of it that is not itself at an interior edge (or is larger);
+4. class-wise NMS (:func:`torchvision.ops.batched_nms`) removes the duplicates that
    both tiles of an overlap see whole.
 
-``tile="auto"`` reads the checkpoint's ``meta``: tiles have the training image size,
-so the model's own resize treats a tile exactly as it treated a training image and
-objects keep their training size; the overlap is at least 1.5x the 90th-percentile
-training box so that every object lies whole inside some tile.
+``tile="auto"`` reads the checkpoint's ``meta``: tiles are as large as the training
+images were as stored (``source_image_size``, else ``train_image_size``), so the
+model's own resize shrinks a tile exactly as it shrank a training image and objects
+keep their training size; the overlap is at least 1.5x the 90th-percentile training
+box so that every object lies whole inside some tile.
 """
 
 from __future__ import annotations
@@ -141,9 +144,13 @@ def resolve_tile(
 ) -> tuple[int | None, float]:
     """The tile side and minimum overlap (pixels) that :func:`predict` will use.
 
-    ``"auto"`` takes ``meta["train_image_size"]`` as the tile side, and raises the
-    overlap to 1.5x ``meta["box_size_px"]["p90"]`` when that is larger, so objects
-    keep their training size and each fits whole in some tile.
+    ``"auto"`` takes the side of the training images as stored,
+    ``meta["source_image_size"]``, or else ``meta["train_image_size"]`` (the model's
+    input size, right when training images were not shrunk), as the tile side. The
+    model resizes a tile like it resized a training image, so objects keep their
+    training size (for photos taken like the training images). The overlap is raised
+    to 1.5x ``meta["box_size_px"]["p90"]`` when that is larger, so each object fits
+    whole in some tile.
 
     Raises:
         ConfigError: ``"auto"`` without the needed meta, or a bad tile value.
@@ -151,14 +158,15 @@ def resolve_tile(
     if tile is None:
         return None, 0.0
     if tile == "auto":
-        size = (meta or {}).get("train_image_size")
+        m = meta or {}
+        size = m.get("source_image_size") or m.get("train_image_size")
         if not isinstance(size, (int, float)) or size < 1:
             raise ConfigError(
                 "tile='auto' needs a checkpoint whose meta records 'train_image_size' "
                 "(yolo2retina train writes it); pass tile=N instead"
             )
         side = int(size)
-        box = (meta or {}).get("box_size_px") or {}
+        box = m.get("box_size_px") or {}
         p90 = box.get("p90") if isinstance(box, Mapping) else None
         min_ov = 1.5 * float(p90) if isinstance(p90, (int, float)) else 0.0
         return side, min(min_ov, 0.5 * side)
@@ -170,20 +178,66 @@ def resolve_tile(
 # -- merging -------------------------------------------------------------------------------
 
 
-def _near_interior_edge(
+def _edge_cuts(
     boxes: npt.NDArray[np.float64],
     windows: npt.NDArray[np.float64],
     image_wh: tuple[int, int],
     margin: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.bool_]:
+    """``(N, 4) bool``: box touches its tile's left, top, right, bottom *interior* edge."""
     w, h = image_wh
     x0, y0, x1, y1 = windows.T
-    left = (x0 > 0) & (boxes[:, 0] - x0 <= margin)
-    top = (y0 > 0) & (boxes[:, 1] - y0 <= margin)
-    right = (x1 < w) & (x1 - boxes[:, 2] <= margin)
-    bottom = (y1 < h) & (y1 - boxes[:, 3] <= margin)
-    out: npt.NDArray[np.bool_] = left | top | right | bottom
+    out: npt.NDArray[np.bool_] = np.stack(
+        [
+            (x0 > 0) & (boxes[:, 0] - x0 <= margin),
+            (y0 > 0) & (boxes[:, 1] - y0 <= margin),
+            (x1 < w) & (x1 - boxes[:, 2] <= margin),
+            (y1 < h) & (y1 - boxes[:, 3] <= margin),
+        ],
+        axis=1,
+    )
     return out
+
+
+def _stitch_groups(
+    b: npt.NDArray[np.float64],
+    lab: npt.NDArray[np.int64],
+    ti: npt.NDArray[np.int64],
+    cuts: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.int64]:
+    """Group id per box: pieces of one object larger than the overlap, cut by two tiles.
+
+    Piece ``i`` cut at its tile's far edge (right / bottom) and piece ``j`` cut at its
+    tile's near edge (left / top), from different tiles, same class, overlapping along
+    the cut axis and with IoU >= 0.5 along the other axis, are one object.
+    """
+    n = b.shape[0]
+    parent = np.arange(n)
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = int(parent[i])
+        return i
+
+    for axis in (0, 1):  # 0: x (left/right cuts), 1: y (top/bottom cuts)
+        lo, hi = axis, axis + 2
+        olo, ohi = 1 - axis, 3 - axis
+        for i in np.flatnonzero(cuts[:, hi]):
+            inter = np.minimum(b[:, ohi], b[i, ohi]) - np.maximum(b[:, olo], b[i, olo])
+            union = np.maximum(b[:, ohi], b[i, ohi]) - np.minimum(b[:, olo], b[i, olo])
+            pair = (
+                cuts[:, lo]
+                & (ti != ti[i])
+                & (lab == lab[i])
+                & (b[:, lo] > b[i, lo])
+                & (b[:, hi] > b[i, hi])
+                & (b[:, lo] < b[i, hi])
+                & (inter >= 0.5 * np.maximum(union, 1e-9))
+            )
+            for j in np.flatnonzero(pair):
+                parent[find(int(j))] = find(int(i))
+    return np.array([find(i) for i in range(n)], dtype=np.int64)
 
 
 def merge_tile_detections(
@@ -195,8 +249,15 @@ def merge_tile_detections(
     image_hw: tuple[int, int],
     *,
     iou_threshold: float = MERGE_IOU,
-) -> npt.NDArray[np.int64]:
-    """Which detections of overlapping tiles to keep, each object once.
+) -> Target:
+    """Merge the detections of overlapping tiles so that each object is counted once.
+
+    1. *Stitch*: an object larger than the overlap is cut by both tiles; its two pieces
+       (each touching an interior tile edge, facing each other) become their union.
+    2. *Drop partials*: a box touching an interior tile edge is dropped when a box of the
+       same class from another tile covers at least half of it and is not itself at an
+       interior edge (or is larger): that box is the object seen whole.
+    3. *NMS*: class-wise NMS removes objects seen whole by two tiles.
 
     Args:
         boxes: ``(N, 4)`` XYXY in image pixels (already shifted out of the tiles).
@@ -208,31 +269,47 @@ def merge_tile_detections(
         iou_threshold: class-wise NMS threshold for duplicates seen whole by two tiles.
 
     Returns:
-        ``(K,) int64`` indices of kept detections, by decreasing score.
+        The merged detections with scores, by decreasing score.
     """
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
     lab = np.asarray(labels, dtype=np.int64).reshape(-1)
-    sc = np.asarray(scores, dtype=np.float64).reshape(-1)
+    sc = np.asarray(scores, dtype=np.float64).reshape(-1).copy()
     ti = np.asarray(tile_index, dtype=np.int64).reshape(-1)
     win = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
     n = b.shape[0]
     if n == 0:
-        return np.zeros((0,), dtype=np.int64)
+        return Target(np.zeros((0, 4)), np.zeros((0,), np.int64), np.zeros((0,)))
     h, w = image_hw
     own = win[ti]
     side = np.maximum(own[:, 2] - own[:, 0], own[:, 3] - own[:, 1])
     margin = np.maximum(MIN_EDGE_MARGIN_PX, EDGE_MARGIN_FRACTION * side)
-    near = _near_interior_edge(b, own, (w, h), margin)
-    areas = box_ops.area(b)
+    cuts = _edge_cuts(b, own, (w, h), margin)
+    near = cuts.any(axis=1)
     alive = np.ones(n, dtype=bool)
-    for i in np.flatnonzero(near):
-        # intersection of box i with every other box
+    # 1. stitch pieces of objects larger than the overlap
+    groups = _stitch_groups(b, lab, ti, cuts)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        if members.size > 1:
+            r = int(members[0])
+            b[r, :2] = b[members, :2].min(axis=0)
+            b[r, 2:] = b[members, 2:].max(axis=0)
+            sc[r] = sc[members].max()
+            # still "near": a stitched box can itself be a partial row of a larger
+            # stitch; the larger union wins in step 2
+            near[r] = True
+            alive[members[1:]] = False
+    # 2. drop clipped partial boxes seen whole by another tile
+    areas = box_ops.area(b)
+    order = np.arange(n)
+    for i in np.flatnonzero(near & alive):
         iw = np.minimum(b[i, 2], b[:, 2]) - np.maximum(b[i, 0], b[:, 0])
         ih = np.minimum(b[i, 3], b[:, 3]) - np.maximum(b[i, 1], b[:, 1])
         inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-        better = ~near | (areas > areas[i]) | ((areas == areas[i]) & (np.arange(n) < i))
+        better = ~near | (areas > areas[i]) | ((areas == areas[i]) & (order < i))
         cover = (
-            (ti != ti[i])
+            alive
+            & (ti != ti[i])
             & (lab == lab[i])
             & better
             & (inter >= COVER_FRACTION * max(areas[i], 1e-9))
@@ -240,15 +317,16 @@ def merge_tile_detections(
         cover[i] = False
         if cover.any():
             alive[i] = False
+    # 3. duplicates seen whole by two tiles
     idx = np.flatnonzero(alive)
     keep = batched_nms(
         torch.from_numpy(b[idx]).float(),
         torch.from_numpy(sc[idx]).float(),
         torch.from_numpy(lab[idx]),
         iou_threshold,
-    )
-    out: npt.NDArray[np.int64] = idx[keep.numpy()].astype(np.int64)
-    return out
+    ).numpy()
+    k = idx[keep]
+    return Target(b[k], lab[k], sc[k])
 
 
 # -- running the model ---------------------------------------------------------------------
@@ -360,8 +438,11 @@ def _predict_tiled(
     labels = np.concatenate(all_l) if all_l else np.zeros((0,), np.int64)
     scores = np.concatenate(all_s) if all_s else np.zeros((0,))
     tiles = np.concatenate(all_t) if all_t else np.zeros((0,), np.int64)
-    keep = merge_tile_detections(boxes, labels, scores, tiles, windows, (h, w))
-    return _finish(boxes[keep], labels[keep], scores[keep], (h, w))
+    merged = merge_tile_detections(boxes, labels, scores, tiles, windows, (h, w))
+    merged_scores = merged.scores if merged.scores is not None else np.zeros(len(merged))
+    return _finish(
+        merged.boxes.astype(np.float64), merged.labels, merged_scores.astype(np.float64), (h, w)
+    )
 
 
 def _unwrap(model: Any) -> tuple[DetectionModel, Mapping[str, Any] | None]:
