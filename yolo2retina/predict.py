@@ -284,7 +284,7 @@ def merge_tile_detections(
     side = np.maximum(own[:, 2] - own[:, 0], own[:, 3] - own[:, 1])
     margin = np.maximum(MIN_EDGE_MARGIN_PX, EDGE_MARGIN_FRACTION * side)
     cuts = _edge_cuts(b, own, (w, h), margin)
-    near = cuts.any(axis=1)
+    near: npt.NDArray[np.bool_] = np.asarray(cuts.any(axis=1), dtype=bool)
     alive = np.ones(n, dtype=bool)
     # 1. stitch pieces of objects larger than the overlap
     groups = _stitch_groups(b, lab, ti, cuts)
