@@ -170,7 +170,11 @@ def refuse_existing(paths: Iterable[Path], overwrite: bool, dst: Path) -> None:
 
 
 def unique_names(splits: Mapping[str, Annotations], *, across_splits: bool) -> dict[str, list[str]]:
-    """Output file names of the images of each split; raises if two images would collide."""
+    """Output file names of the images of each split; raises if two images would collide.
+
+    With ``across_splits`` (one shared image folder, e.g. VOC) names must be unique by
+    stem over all splits; the same image listed in two splits is written once.
+    """
     out: dict[str, list[str]] = {}
     problems: list[str] = []
     seen_global: dict[str, str] = {}
@@ -180,7 +184,7 @@ def unique_names(splits: Mapping[str, Annotations], *, across_splits: bool) -> d
         for p in ann.paths:
             name = os.path.basename(str(p))
             key = os.path.splitext(name)[0] if across_splits else name
-            if key in seen:
+            if key in seen and seen[key] != str(p):  # one image in two splits is fine
                 problems.append(f"{p}: same output name as {seen[key]}")
             seen[key] = str(p)
             names.append(name)

@@ -466,7 +466,8 @@ def write_voc(
     for s in splits:
         for fn in file_names[s]:
             plan += [out / "JPEGImages" / fn, out / "Annotations" / f"{Path(fn).stem}.xml"]
-    refuse_existing(plan, overwrite, out)
+    refuse_existing(dict.fromkeys(plan), overwrite, out)
+    done: set[str] = set()
     report = WriteReport(str(out), "voc")
     report.lost = flag_losses(
         splits, FLAG_DIFFICULT | FLAG_TRUNCATED, "VOC", "boxes written without it"
@@ -475,11 +476,14 @@ def write_voc(
     bar = tqdm(total=total, desc="write VOC", disable=not progress)
     for s, ann in splits.items():
         for i, fn in enumerate(file_names[s]):
+            bar.update(1)
+            if fn in done:  # the same image listed in an earlier split
+                continue
+            done.add(fn)
             place_image(ann.image_path(i), out / "JPEGImages" / fn, images)
             xml = out / "Annotations" / f"{Path(fn).stem}.xml"
             atomic_write_text(xml, _voc_xml(fn, ann.image_hw(i), ann.target(i), names))
             report.files.append(str(xml))
-            bar.update(1)
         ids = "".join(f"{Path(fn).stem}\n" for fn in file_names[s])
         atomic_write_text(out / "ImageSets" / "Main" / f"{s}.txt", ids)
         report.images += len(ann)

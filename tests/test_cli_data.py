@@ -1,0 +1,120 @@
+"""The data commands (convert, check, stats, split) run through cli.main."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import make_yolo_dataset
+from tests.formats._helpers import make_coco
+from yolo2retina.cli import main
+
+
+@pytest.fixture
+def yolo(tmp_path: Path) -> Path:
+    """A small valid YOLO dataset with one background image."""
+    return make_yolo_dataset(
+        tmp_path / "ds", {"a": ["0 0.5 0.5 0.2 0.4", "1 0.3 0.3 0.1 0.1"], "b": [], "c": None}
+    )
+
+
+def test_convert_to_each_format(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """convert writes each target format, reports counts, and refuses to overwrite."""
+    for fmt in ("coco", "voc", "yolo"):
+        out = tmp_path / f"out_{fmt}"
+        assert main(["convert", str(yolo), str(out), "--to", fmt, "--no-progress"]) == 0
+        assert f"Wrote {fmt} dataset to {out}: 6 images, 4 boxes" in capsys.readouterr().out
+    assert (tmp_path / "out_coco" / "train" / "_annotations.coco.json").is_file()
+    assert main(["convert", str(yolo), str(tmp_path / "out_voc"), "--to", "voc"]) == 1
+    assert "already exist" in capsys.readouterr().err
+    assert main(["convert", str(yolo), str(tmp_path / "x"), "--to", "nope"]) == 1
+    assert "Available formats" in capsys.readouterr().err
+
+
+def test_convert_usage_error(yolo: Path) -> None:
+    """A missing --to is a usage error (exit 2)."""
+    assert main(["convert", str(yolo), "out"]) == 2
+
+
+def test_check_clean_dataset(yolo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check exits 0 and prints a table with one row per split."""
+    assert main(["check", str(yolo)]) == 0
+    out = capsys.readouterr().out
+    assert "no errors" in out
+    assert out.count("\ntrain ") == 1 and out.count("\nval ") == 1
+
+
+def test_check_lists_every_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """check prints each problem as file:line, a summary table, and exits 1."""
+    y = make_yolo_dataset(
+        tmp_path / "bad",
+        {"a": ["0 0.5 0.5 0.2", "7 0.5 0.5 0.1 0.1"], "b": ["0 0.5 0.5 0.2 0.2 0.9"]},
+    )
+    assert main(["check", str(y), "--split", "train"]) == 1
+    out = capsys.readouterr().out
+    label = tmp_path / "bad" / "labels" / "train"
+    assert f"error: {label / 'a.txt'}:1: expected 5 values" in out
+    assert f"error: {label / 'a.txt'}:2: class id 7" in out
+    assert f"error: {label / 'b.txt'}:1: expected 5 values" in out
+    assert "errors" in out and "3 error(s)" in out
+
+
+def test_check_notes_clipped_boxes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Clipped boxes are notes (exit 0), and errors with --strict (exit 1)."""
+    f = make_coco(
+        tmp_path, 1, [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [60, 1, 4.5, 4]}]
+    )
+    assert main(["check", str(f)]) == 0
+    assert "note: " in capsys.readouterr().out
+    assert main(["check", str(f), "--strict"]) == 1
+
+
+def test_stats_prints_counts_and_saves_histogram(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """stats prints images, background images, boxes per class and writes a PNG."""
+    png = tmp_path / "h.png"
+    assert main(["stats", str(yolo), "--split", "train", "--histogram", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "images:            3 (2 background)" in out
+    assert "boxes:             2" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stats_without_matplotlib(
+    tmp_path: Path, yolo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without matplotlib, stats still prints, then says how to install it (exit 1)."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    assert main(["stats", str(yolo), "--histogram", str(tmp_path / "h.png")]) == 1
+    captured = capsys.readouterr()
+    assert "boxes:" in captured.out
+    assert "pip install 'yolo2retina[plot]'" in captured.err
+    assert main(["stats", str(yolo), "--no-histogram"]) == 0
+
+
+def test_split_writes_lists_and_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """split writes train/val/test lists and a data.yaml that loads; same seed, same split."""
+    rows = {f"im{i}": ["0 0.5 0.5 0.2 0.2"] for i in range(10)}
+    y = make_yolo_dataset(tmp_path / "ds", rows)
+    out = tmp_path / "split"
+    assert (
+        main(["split", str(y), "--out", str(out), "--ratios", "0.8", "0.1", "0.1", "--seed", "0"])
+        == 0
+    )
+    assert "train: 8 images" in capsys.readouterr().out
+    first = (out / "train.txt").read_text()
+    doc = yaml.safe_load((out / "data.yaml").read_text())
+    assert doc["train"] == "train.txt" and doc["names"] == ["a", "b"]
+    assert main(["split", str(y), "--out", str(out)]) == 1  # refuses to overwrite
+    assert main(["split", str(y), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "train.txt").read_text() == first
+    assert main(["check", str(out / "data.yaml")]) == 0
+    assert main(["split", str(y), "--out", str(out), "--ratios", "0.5", "0.6"]) == 1
+    assert "sum to 1" in capsys.readouterr().err
