@@ -286,3 +286,28 @@ def test_load_state_dict_matching_reports_skips() -> None:
         load_state_dict_matching(
             a, b.state_dict() | {"weight": a.weight.detach()}, allow_skip=lambda k: False
         )
+
+
+def test_load_model_refuses_weights_of_another_shape(tmp_path: Path) -> None:
+    """A checkpoint whose weights do not match its model_args raises instead of skipping tensors."""
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", **SMALL)
+    args = build_args(model) | {"num_classes": 3}
+    path = tmp_path / "broken.pt"
+    torch.save(
+        {"model": model.state_dict(), "model_args": args, "class_names": ["a", "b", "c"]}, path
+    )
+    with pytest.raises(ConfigError, match="cls_logits"):
+        load_model(path)
+
+
+def test_ddp_prefixed_state_dict_loads(tmp_path: Path) -> None:
+    """A state dict saved from a DistributedDataParallel wrapper (module. prefix) loads."""
+    torch.manual_seed(4)
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", **SMALL)
+    path = tmp_path / "ddp.pt"
+    torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, path)
+    again = build_retinanet(
+        num_classes=2, backbone="resnet18_fpn", weights=path, frozen_bn=False, **SMALL
+    )
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, again.state_dict()[name]), name

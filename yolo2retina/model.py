@@ -98,7 +98,14 @@ def _read_state_dict(path: str | os.PathLike[str], what: str) -> dict[str, torch
         raise ConfigError(
             f"{what}: {p}: expected a state dict (name -> tensor) or a checkpoint with a 'model' key"
         )
-    return dict(obj)
+    return _strip_ddp_prefix(obj)
+
+
+def _strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the ``module.`` prefix that a DistributedDataParallel wrapper adds to every key."""
+    if state_dict and all(k.startswith("module.") for k in state_dict):
+        return {k[len("module.") :]: v for k, v in state_dict.items()}
+    return dict(state_dict)
 
 
 def _upgrade_v1_head_keys(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -586,13 +593,14 @@ def load_model(
         rebuild["frozen_bn"] = model_args.get("weights") is not None or (
             model_args.get("weights_backbone") is not None
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a skipped tensor here is a broken checkpoint
-        try:
-            model = build_retinanet(**rebuild)
-            load_state_dict_matching(model, ckpt["model"], source=str(p))
-        except UserWarning as w:
-            raise ConfigError(f"{p}: weights do not fit the recorded model: {w}") from None
+    model = build_retinanet(**rebuild)
+    state_dict = ckpt["model"]
+    if not isinstance(state_dict, Mapping):
+        raise ConfigError(f"{p}: 'model' is not a state dict")
+    # every tensor must fit: a skipped one here would be a broken checkpoint
+    load_state_dict_matching(
+        model, _strip_ddp_prefix(state_dict), source=str(p), allow_skip=lambda k: False
+    )
     class_names = tuple(str(c) for c in ckpt["class_names"])
     if len(class_names) != model.head.classification_head.num_classes:
         raise ConfigError(
