@@ -220,3 +220,13 @@ def test_find_images_file_folder_and_glob(tmp_path: Path) -> None:
     assert [p.name for p in find_images(str(tmp_path / "*.jpg"))] == ["b.jpg"]
     with pytest.raises(ImageReadError, match="no images"):
         find_images(tmp_path / "nothing-*.jpg")
+
+
+def test_real_phone_photo_reduced_decode(varroa_yaml: Path) -> None:
+    """A real 4080x3072 phone photo: header size, and a draft decode of the exact reduced size."""
+    photos = sorted((varroa_yaml.parent / "unlabelled-photos").glob("*.jpg"))
+    if not photos:
+        pytest.skip("no unlabelled photos beside the varroa data")
+    h, w = read_image_hw(photos[0])
+    img = load_image(photos[0], max_size=640)
+    assert img.size == reduced_size((w, h), 640) and max(img.size) == 640
