@@ -162,6 +162,12 @@ IMG = [
             [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}],
             r"annotations\[0\] \(id \?\): missing or non-integer 'id'",
         ),
+        (
+            IMG,
+            [_ann(1, 1, 1, [1, 1, 2, 2]), _ann(2, 1.5, 1, [1, 1, 2, 2])],
+            r"annotations\[1\] \(id 2\): missing or non-integer 'image_id'",
+        ),
+        ([{**IMG[0], "id": "1"}], [], r"images\[0\]: missing or non-integer 'id'"),
     ],
     ids=[
         "dup-image",
@@ -174,6 +180,8 @@ IMG = [
         "bbox-str",
         "far",
         "no-id",
+        "float-image-id",
+        "str-id",
     ],
 )
 def test_errors_name_the_file_and_record(

@@ -139,17 +139,25 @@ def _column(
     getter: Callable[[Any], Any],
     dtype: type[np.generic],
     bad: Callable[[int], str],
+    types: tuple[type, ...] = (int, float, bool),
 ) -> npt.NDArray[Any]:
-    """Pull one field of every record into an array; on failure name the first bad record."""
+    """Pull one field of every record into an array; on failure name the first bad record.
+
+    ``types`` are the Python types accepted (ids: ``int`` only, so ``2.5`` or ``"2"`` is an
+    error rather than a silent conversion).
+    """
     try:
-        return np.fromiter(map(getter, records), dtype=dtype, count=len(records))
+        out = np.fromiter(map(getter, records), dtype=dtype, count=len(records))
+        if set(map(type, map(getter, records))) <= set(types):
+            return out
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         pass
     for i, r in enumerate(records):
         try:
-            np.asarray(getter(r), dtype=dtype).item()
-            if dtype is np.int64 and not isinstance(getter(r), int):
+            v = getter(r)
+            if type(v) not in types:
                 raise TypeError
+            np.asarray(v, dtype=dtype).item()
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
             raise DatasetError(bad(i)) from None
     raise DatasetError(bad(0))  # pragma: no cover - fromiter failed but no record did
@@ -184,22 +192,28 @@ def _id_columns(
             np.int64,
             count=3 * m,
         ).reshape(m, 3)
-        return flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
+        ids = itertools.chain.from_iterable(map(itemgetter("id", "image_id", "category_id"), anns))
+        if set(map(type, ids)) <= {int}:
+            return flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         pass
     return (
-        _column(anns, itemgetter("id"), np.int64, _message(at, "missing or non-integer 'id'")),
+        _column(
+            anns, itemgetter("id"), np.int64, _message(at, "missing or non-integer 'id'"), (int,)
+        ),
         _column(
             anns,
             itemgetter("image_id"),
             np.int64,
             _message(at, "missing or non-integer 'image_id'"),
+            (int,),
         ),
         _column(
             anns,
             itemgetter("category_id"),
             np.int64,
             _message(at, "missing or non-integer 'category_id'"),
+            (int,),
         ),
     )
 
@@ -358,6 +372,7 @@ def _read_coco(
         itemgetter("id"),
         np.int64,
         lambda i: f"{file}: categories[{i}]: missing or non-integer 'id'",
+        (int,),
     )
     cat_names: list[str] = []
     for i, c in enumerate(cats):
@@ -391,6 +406,7 @@ def _read_coco(
         itemgetter("id"),
         np.int64,
         lambda i: f"{file}: images[{i}]: missing or non-integer 'id'",
+        (int,),
     )
     if dup := _dupes(img_ids):
         shown = ", ".join(str(d) for d in dup[:10])
