@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -476,3 +477,26 @@ def test_cli_evaluate_refuses_other_classes(
     torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["ant"]}, ckpt)
     assert main(["evaluate", "--data", str(data), "--weights", str(ckpt)]) == 1
     assert "trained on classes ['ant']" in capsys.readouterr().err
+
+
+def test_confusion_matrix_prefers_a_regular_box_over_a_crowd_region() -> None:
+    """A detection on both a crowd region and a regular box counts as a hit on the box."""
+    ann = build([([[0, 0, 100, 100], [10, 10, 50, 50]], [0, 0], [FLAG_CROWD, 0])])
+    cm = confusion_matrix(ann, [pred([[12, 12, 50, 50]], [0], [0.9])])
+    assert cm[0, 0] == 1
+    assert cm.sum() == 1
+
+
+def test_write_evaluation_without_matplotlib_writes_json_and_warns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without matplotlib the JSON files are written and a warning names the plot extra."""
+    from yolo2retina.evaluate import write_evaluation
+
+    ann = build([([[10, 10, 50, 50]], [0], [0])])
+    preds = [pred([[10, 10, 50, 50]], [0], [0.9])]
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with pytest.warns(UserWarning, match=r"yolo2retina\[plot\]"):
+        files = write_evaluation(tmp_path, coco_map(ann, preds), preds, ann)
+    assert sorted(p.name for p in files) == ["metrics.json", "predictions.json"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["map50"] == pytest.approx(1.0)

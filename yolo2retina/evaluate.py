@@ -668,8 +668,8 @@ def confusion_matrix(
 
     Per image, detections with ``score >= score_threshold`` are matched to ground truth
     of *any* class, best score first, each taking the free gt box with the highest IoU
-    (at least ``iou_threshold``). Detections that match an ignore region (crowd or
-    difficult) are left out.
+    (at least ``iou_threshold``). Detections that match no regular box but fall on an
+    ignore region (crowd or difficult) are left out.
 
     Returns:
         ``(K + 1, K + 1) int64``: ``m[true, predicted]``; row ``K`` (background) counts
@@ -697,16 +697,18 @@ def confusion_matrix(
         db = d_xyxy[d_bounds[i] : d_bounds[i + 1]]
         dl = d_lab[d_bounds[i] : d_bounds[i + 1]]
         taken = np.zeros(len(g), dtype=bool)
+        g_xywh = box_ops.xyxy_to_xywh(g)
         for j in range(len(db)):
             if len(g):
                 dw = box_ops.xyxy_to_xywh(np.repeat(db[j : j + 1], len(g), axis=0))
-                iou = _pair_iou(dw, box_ops.xyxy_to_xywh(g), crowd)
-                iou[taken & ~crowd] = -1.0
-                best = int(np.argmax(iou))
-                if iou[best] >= iou_threshold:
-                    if not crowd[best]:
-                        taken[best] = True
-                        out[g_lab[best], dl[j]] += 1
+                iou = _pair_iou(dw, g_xywh, crowd)
+                free = np.where(taken | crowd, -1.0, iou)
+                best = int(np.argmax(free))
+                if free[best] >= iou_threshold:  # a regular box first
+                    taken[best] = True
+                    out[g_lab[best], dl[j]] += 1
+                    continue
+                if (iou[crowd] >= iou_threshold).any():  # inside an ignore region
                     continue
             out[K, dl[j]] += 1
         missed = ~taken & ~crowd
