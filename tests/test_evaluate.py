@@ -500,3 +500,13 @@ def test_write_evaluation_without_matplotlib_writes_json_and_warns(
         files = write_evaluation(tmp_path, coco_map(ann, preds), preds, ann)
     assert sorted(p.name for p in files) == ["metrics.json", "predictions.json"]
     assert json.loads((tmp_path / "metrics.json").read_text())["map50"] == pytest.approx(1.0)
+
+
+def test_pair_chunking_gives_the_same_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Computing IoUs in many small chunks (bounded memory) changes nothing."""
+    import yolo2retina.evaluate as ev
+
+    ann, preds = random_case(3, 10, 60)
+    whole = coco_map(ann, preds)
+    monkeypatch.setattr(ev, "_PAIR_CHUNK", 7)
+    assert coco_map(ann, preds) == whole
