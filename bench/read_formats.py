@@ -226,19 +226,32 @@ def _run(lib: str, fmt: str, path: Path, mode: str) -> dict[str, Any]:
     return dict(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
-def measure(lib: str, fmt: str, path: Path, repeat: int) -> dict[str, Any]:
-    """Best time of ``repeat`` fresh interpreters, then one tracemalloc run."""
-    times = [_run(lib, fmt, path, "time") for _ in range(repeat)]
-    errors = [t for t in times if "error" in t]
-    if errors:
-        return errors[0]
-    best = min(times, key=lambda t: t["seconds"])
-    mem = _run(lib, fmt, path, "mem")
-    if "error" in mem:
-        return mem
-    if mem["boxes"] != best["boxes"]:
-        return {"error": f"box count changed between runs: {best['boxes']} vs {mem['boxes']}"}
-    return {**best, **mem}
+def measure_group(
+    fmt: str, libs: tuple[str, ...], path: Path, repeat: int
+) -> list[tuple[str, str, dict[str, Any]]]:
+    """Time every library on one file, interleaved ``repeat`` times (so a change in machine
+    load hits all of them alike); keep each one's best time, then one tracemalloc run."""
+    times: dict[str, list[dict[str, Any]]] = {lib: [] for lib in libs}
+    for _ in range(repeat):
+        for lib in libs:
+            times[lib].append(_run(lib, fmt, path, "time"))
+    rows = []
+    for lib in libs:
+        errors = [t for t in times[lib] if "error" in t]
+        if errors:
+            rows.append((fmt, lib, errors[0]))
+            continue
+        best = min(times[lib], key=lambda t: t["seconds"])
+        mem = _run(lib, fmt, path, "mem")
+        if "error" in mem:
+            best = mem
+        elif mem["boxes"] != best["boxes"]:
+            best = {"error": f"box count changed between runs: {best['boxes']} vs {mem['boxes']}"}
+        else:
+            best = {**best, **mem}
+        rows.append((fmt, lib, best))
+        print(f"  {fmt:<9} {lib:<16} {best}", file=sys.stderr)
+    return rows
 
 
 def main() -> None:
@@ -247,7 +260,9 @@ def main() -> None:
     ap.add_argument("--coco-images", type=int, default=100_000)
     ap.add_argument("--coco-boxes", type=int, default=1_000_000)
     ap.add_argument("--small-images", type=int, default=500)
-    ap.add_argument("--repeat", type=int, default=1, help="runs per measurement (best time kept)")
+    ap.add_argument(
+        "--repeat", type=int, default=2, help="timed runs per library, interleaved (best kept)"
+    )
     ap.add_argument(
         "--worker", nargs=4, metavar=("LIB", "FMT", "PATH", "MODE"), help=argparse.SUPPRESS
     )
@@ -267,19 +282,14 @@ def main() -> None:
             f"(big COCO JSON {big.stat().st_size / 2**20:.0f} MiB)",
             file=sys.stderr,
         )
-        plan = [
-            ("coco-big", lib, big) for lib in ("yolo2retina", "yolo2retina-json", "pycocotools")
+        groups: list[tuple[str, tuple[str, ...], Path]] = [
+            ("coco-big", ("yolo2retina", "yolo2retina-json", "pycocotools"), big),
+            ("yolo", ("yolo2retina", "supervision", "globox"), small["yolo"]),
+            ("voc", ("yolo2retina", "supervision", "globox"), small["voc"]),
+            ("coco", ("yolo2retina", "pycocotools", "supervision", "globox"), small["coco"]),
         ]
-        for fmt, libs in (
-            ("yolo", ("yolo2retina", "supervision", "globox")),
-            ("voc", ("yolo2retina", "supervision", "globox")),
-            ("coco", ("yolo2retina", "pycocotools", "supervision", "globox")),
-        ):
-            plan += [(fmt, lib, small[fmt]) for lib in libs]
-        for fmt, lib, path in plan:
-            best = measure(lib, fmt, path, args.repeat)
-            rows.append((fmt, lib, best))
-            print(f"  {fmt:<9} {lib:<12} {best}", file=sys.stderr)
+        for fmt, libs, path in groups:
+            rows += measure_group(fmt, libs, path, args.repeat)
     label = {
         "coco-big": f"COCO {args.coco_images // 1000}k img / {args.coco_boxes // 1000}k box",
         "yolo": f"YOLO {args.small_images} img",
