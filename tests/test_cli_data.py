@@ -118,3 +118,17 @@ def test_split_writes_lists_and_yaml(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check", str(out / "data.yaml")]) == 0
     assert main(["split", str(y), "--out", str(out), "--ratios", "0.5", "0.6"]) == 1
     assert "sum to 1" in capsys.readouterr().err
+
+
+def test_check_lists_every_bad_coco_record(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every annotation with an unknown image id is listed, not just the first."""
+    anns = [
+        {"id": k, "image_id": 100 + k, "category_id": 1, "bbox": [1, 1, 2, 2]} for k in range(25)
+    ]
+    f = make_coco(tmp_path, 1, anns)
+    assert main(["check", str(f)]) == 1
+    out = capsys.readouterr().out
+    assert out.count("is not in 'images'") == 25
+    assert "25 error(s)" in out
