@@ -311,3 +311,37 @@ def test_ddp_prefixed_state_dict_loads(tmp_path: Path) -> None:
     )
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, again.state_dict()[name]), name
+
+
+def test_default_coco_weights_path_without_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """weights='DEFAULT' takes torchvision's COCO state dict (old head layout) and fits it to K classes."""
+    from torchvision.models._api import WeightsEnum
+    from torchvision.models.detection import retinanet_resnet50_fpn
+
+    torch.manual_seed(5)
+    coco = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=91).state_dict()
+    old_layout = {
+        re.sub(r"_head\.conv\.(\d)\.0\.", lambda m: f"_head.conv.{2 * int(m.group(1))}.", k): v
+        for k, v in coco.items()
+    }
+    requested = []
+
+    def fake_get_state_dict(
+        self: WeightsEnum, *args: object, **kwargs: object
+    ) -> dict[str, torch.Tensor]:
+        requested.append(self.url)
+        return old_layout
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", fake_get_state_dict)
+    with pytest.warns(UserWarning, match="torchvision COCO weights.*skipped 2"):
+        model = build_retinanet(num_classes=2, weights="DEFAULT", **SMALL)
+    assert requested and "retinanet_resnet50_fpn_coco" in requested[0]
+    own = model.state_dict()
+    assert torch.equal(
+        own["head.regression_head.conv.3.0.weight"], coco["head.regression_head.conv.3.0.weight"]
+    )
+    assert torch.equal(
+        own["backbone.body.layer4.2.conv3.weight"], coco["backbone.body.layer4.2.conv3.weight"]
+    )
+    frozen = [m for m in model.modules() if type(m).__name__ == "FrozenBatchNorm2d"]
+    assert frozen and all(m.eps == 0.0 for m in frozen)  # as torchvision's COCO_V1 weights need

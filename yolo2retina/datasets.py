@@ -297,6 +297,8 @@ def synthetic_sticky_board(
     params = _params(n_images, image_size, seed, val_fraction, background_fraction, max_mites)
     manifest = out / _MANIFEST
     yaml_path = out / "data.yaml"
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()):
         if not manifest.is_file():
             raise ConfigError(
