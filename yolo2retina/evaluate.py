@@ -697,11 +697,15 @@ def confusion_matrix(
         db = d_xyxy[d_bounds[i] : d_bounds[i + 1]]
         dl = d_lab[d_bounds[i] : d_bounds[i + 1]]
         taken = np.zeros(len(g), dtype=bool)
-        g_xywh = box_ops.xyxy_to_xywh(g)
-        for j in range(len(db)):
-            if len(g):
-                dw = box_ops.xyxy_to_xywh(np.repeat(db[j : j + 1], len(g), axis=0))
-                iou = _pair_iou(dw, g_xywh, crowd)
+        n_g, n_d = len(g), len(db)
+        ious = _pair_iou(
+            np.repeat(box_ops.xyxy_to_xywh(db), n_g, axis=0),
+            np.tile(box_ops.xyxy_to_xywh(g), (n_d, 1)),
+            np.tile(crowd, n_d),
+        ).reshape(n_d, n_g)
+        for j in range(n_d):
+            if n_g:
+                iou = ious[j]
                 free = np.where(taken | crowd, -1.0, iou)
                 best = int(np.argmax(free))
                 if free[best] >= iou_threshold:  # a regular box first
