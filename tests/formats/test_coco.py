@@ -297,3 +297,20 @@ def test_boxes_agree_with_supervision(tmp_path: Path) -> None:
             np.asarray(d.xyxy, np.float32).reshape(-1, 4), t.boxes, atol=1e-4
         )
         assert [ds.classes[c] for c in d.class_id] == [ours.class_names[k] for k in t.labels]
+
+
+def test_stdlib_json_and_orjson_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without orjson the stdlib parser gives the same result and errors."""
+    import sys
+
+    anns = [_ann(1, 1, 2, [1.5, 2, 10, 20], iscrowd=1), _ann(2, 2, 1, [3, 4, 5, 6], difficult=1)]
+    f = make_coco(tmp_path, 2, anns)
+    first = read_coco(f)
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    second = read_coco(f)
+    np.testing.assert_array_equal(first.boxes, second.boxes)
+    np.testing.assert_array_equal(first.flags, second.flags)
+    assert second.flags.tolist() == [FLAG_CROWD, FLAG_DIFFICULT]
+    (tmp_path / "bad.json").write_text('{"images": [\n  {"id": 1,,}]}')
+    with pytest.raises(DatasetError, match=r"bad\.json:2:\d+: invalid JSON"):
+        read_coco(tmp_path / "bad.json")

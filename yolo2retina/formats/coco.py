@@ -68,25 +68,33 @@ ROBOFLOW_JSON_NAME = "_annotations.coco.json"
 
 
 def _load_json(file: Path) -> tuple[Any, set[str]]:
-    """The parsed JSON and which of the optional flag keys occur anywhere in the text."""
-    try:
-        raw = file.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
-    extras = {k for k in ("difficult", "truncated") if f'"{k}"'.encode() in raw}
+    """The parsed JSON and which of the optional flag keys occur anywhere in the text.
+
+    orjson parses bytes; the stdlib parser gets ``str`` (as ``json.load`` does), so the
+    text is never held twice.
+    """
     try:
         orjson: Any = importlib.import_module("orjson")
     except ImportError:
-        try:
-            return json.loads(raw), extras
-        except json.JSONDecodeError as e:
-            raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
-        except UnicodeDecodeError as e:
-            raise DatasetError(f"{file}: not UTF-8 text: {e}") from None
+        orjson = None
     try:
-        return orjson.loads(raw), extras
-    except orjson.JSONDecodeError as e:
-        raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+        if orjson is not None:
+            raw = file.read_bytes()
+            if raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            extras = {k for k in ("difficult", "truncated") if f'"{k}"'.encode() in raw}
+            return orjson.loads(raw), extras
+        text = file.read_text(encoding="utf-8-sig")
+        extras = {k for k in ("difficult", "truncated") if f'"{k}"' in text}
+        return json.loads(text), extras
+    except OSError as e:
+        raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{file}: not UTF-8 text: {e}") from None
+    except ValueError as e:  # json.JSONDecodeError and orjson.JSONDecodeError
+        line, col = getattr(e, "lineno", 0), getattr(e, "colno", 0)
+        msg = getattr(e, "msg", str(e))
+        raise DatasetError(f"{file}:{line}:{col}: invalid JSON: {msg}") from None
 
 
 def _as_list(file: Path, key: str, value: Any) -> list[Any]:
