@@ -28,6 +28,7 @@ COMMANDS: tuple[str, ...] = (
     "stats",
     "split",
     "info",
+    "formats",
 )
 
 
