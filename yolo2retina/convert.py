@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -45,10 +46,16 @@ def convert_dataset(
         DatasetError: the source does not load, or outputs exist and ``overwrite`` is False.
     """
     get_format(to)  # unknown target: fail before reading anything
-    data = load_splits(src, src_format, splits)
+    name = detect_format(src) if src_format == "auto" else src_format
+    data = load_splits(src, name, splits, **_progress_kw(name, progress))
     if Path(dst).resolve() == Path(src).resolve():
         raise DatasetError(f"{dst}: destination is the source; choose another folder")
     return write_annotations(data, dst, to, images=images, overwrite=overwrite, progress=progress)
+
+
+def _progress_kw(fmt: str, progress: bool) -> dict[str, Any]:
+    # Only the built-in VOC and COCO readers take progress=; plug-ins may not.
+    return {"progress": progress} if progress and fmt in ("voc", "coco") else {}
 
 
 @attrs.define
@@ -122,6 +129,7 @@ def check_dataset(
     splits: Sequence[str] | None = None,
     *,
     strict: bool = False,
+    progress: bool = False,
 ) -> CheckResult:
     """Load every split of ``src`` and collect every problem instead of stopping at one.
 
@@ -130,6 +138,7 @@ def check_dataset(
         format: source format, ``"auto"`` to detect it.
         splits: only these splits (default: all found).
         strict: count clips and drops as errors.
+        progress: show progress bars while VOC files or COCO image headers are read.
     """
     p = Path(src)
     name = detect_format(p) if format == "auto" else format
@@ -139,7 +148,7 @@ def check_dataset(
     for s in names:
         sc = SplitCheck(s or "-")
         try:
-            ann = adapter.read(p, s, strict=strict)
+            ann = adapter.read(p, s, strict=strict, **_progress_kw(name, progress))
         except DatasetError as e:
             sc.errors = list(e.problems) or [e.summary]
         except Yolo2RetinaError as e:

@@ -19,13 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--strict", action="store_true", help="count clipped and dropped boxes as errors"
     )
     p.add_argument("--quiet", action="store_true", help="print errors only, not clip/drop notes")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print problems (errors, then notes) and the table; 1 when any split has errors."""
     from yolo2retina.convert import check_dataset
 
-    result = check_dataset(args.src, args.format, args.split, strict=args.strict)
+    result = check_dataset(
+        args.src, args.format, args.split, strict=args.strict, progress=not args.no_progress
+    )
     for s in result.splits:
         for line in s.errors:
             print(f"error: {line}")
