@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -63,6 +64,9 @@ def test_fit_reaches_99_percent_on_small_boxes() -> None:
     wh = resized_box_wh(ann, min_size=800, max_size=1333)
     assert fit.fitted_coverage == anchor_coverage(wh, fit.sizes, fit.aspect_ratios)
     assert fit.default_coverage == anchor_coverage(wh, DEFAULT_SIZES, DEFAULT_RATIOS)
+    d = fit.to_dict()
+    assert json.loads(json.dumps(d)) == d
+    assert d["sizes"] == [list(level) for level in fit.sizes]
     text = str(fit)
     assert f"{100 * fit.default_coverage:.1f}%" in text
     assert f"{100 * fit.fitted_coverage:.1f}%" in text

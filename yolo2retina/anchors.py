@@ -273,6 +273,14 @@ class AnchorFit:
     max_size: int
     iou_threshold: float = 0.5
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values (lists, floats), e.g. for a checkpoint's ``meta`` or a JSON log."""
+        d: dict[str, Any] = attrs.asdict(self)
+        d["sizes"] = [list(level) for level in self.sizes]
+        d["aspect_ratios"] = [list(level) for level in self.aspect_ratios]
+        d["box_size_px"] = list(self.box_size_px)
+        return d
+
     def __str__(self) -> str:
         p10, med, p90 = self.box_size_px
 
