@@ -40,9 +40,10 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return build_retinanet(
+    model: nn.Module = build_retinanet(
         num_classes=1, backbone="resnet18_fpn", min_size=SIZE, max_size=SIZE, detections_per_img=20
     )
+    return model
 
 
 def _config(out: Path, **kw: Any) -> TrainConfig:
@@ -57,6 +58,11 @@ def _config(out: Path, **kw: Any) -> TrainConfig:
         "progress": False,
     }
     return TrainConfig(**(base | kw))
+
+
+def _two_images(board: Path) -> DetectionDataset:
+    """Two training images: one step per epoch at batch size 2."""
+    return DetectionDataset(YoloDataset(board, "train").annotations.subset([0, 1]))
 
 
 # -- config ---------------------------------------------------------------------------------
@@ -119,15 +125,28 @@ def test_lr_schedule_warmup_then_cosine_and_multistep() -> None:
 # -- the loop and its files --------------------------------------------------------------------
 
 
-def test_fit_writes_metrics_curves_and_loadable_checkpoints(board: Path, tmp_path: Path) -> None:
-    """fit writes metrics.jsonl (one record per epoch), curves.png and weights-only checkpoints."""
-    train, val = YoloDataset(board, "train"), YoloDataset(board, "val")
+RESUMABLE = {"accumulate": 2, "optimizer": "adamw", "metric": "map50"}
+
+
+@pytest.fixture(scope="module")
+def straight(board: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, FitResult]:
+    """One uninterrupted 2-epoch run (flip augmentation, accumulation, AdamW, mAP)."""
+    flip = v2.RandomHorizontalFlip(0.5)  # uses the global RNG: resume must restore it
+    train, val = YoloDataset(board, "train", transforms=flip), YoloDataset(board, "val")
     model = _model()
-    result = fit(model, train, val, _config(tmp_path / "run", metric="map50"))
-    assert isinstance(result, FitResult)
-    run = tmp_path / "run"
+    out = tmp_path_factory.mktemp("straight")
+    return model, fit(model, train, val, _config(out, **RESUMABLE))
+
+
+def test_fit_writes_metrics_curves_and_loadable_checkpoints(
+    straight: tuple[nn.Module, FitResult],
+) -> None:
+    """fit writes metrics.jsonl (one record per epoch), curves.png and weights-only checkpoints."""
+    model, result = straight
+    run = result.out_dir
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2]
+    assert list(result.history) == records
     for r in records:
         for key in ("train_loss", "train_classification", "val_loss", "map50", "map", "lr"):
             assert math.isfinite(r[key]), key
@@ -139,12 +158,14 @@ def test_fit_writes_metrics_curves_and_loadable_checkpoints(board: Path, tmp_pat
     assert state["epoch"] == 2
     assert state["class_names"] == ["varroa"]
     assert state["model_args"] == build_args(model)
+    assert state["config"] == _config(run, **RESUMABLE).to_dict()
     assert state["meta"]["train_image_size"] == SIZE
     assert set(state["meta"]["box_size_px"]) == {"median", "p10", "p90"}
     assert result.best_epoch in (1, 2)
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     assert best["epoch"] == result.best_epoch
     assert best["best_metric"] == pytest.approx(records[result.best_epoch - 1]["map50"])
+    assert best["best_metric"] == max(r["map50"] for r in records)
     loaded = load_model(run / "best.pt")
     assert loaded.class_names == ("varroa",)
     for k, v in loaded.model.state_dict().items():
@@ -164,7 +185,7 @@ def test_curves_need_matplotlib_and_say_so(
         plot_curves([{"epoch": 1, "train_loss": 1.0}], tmp_path / "c.png")
     lines: list[str] = []
     cfg = _config(tmp_path / "run", epochs=1, progress=True)
-    fit(_model(), YoloDataset(board, "train"), None, cfg, log=lines.append)
+    fit(_model(), _two_images(board), None, cfg, log=lines.append)
     assert any("yolo2retina[plot]" in line for line in lines)
     assert not (tmp_path / "run" / "curves.png").exists()
     assert (tmp_path / "run" / "best.pt").is_file()  # without validation: the last epoch
@@ -188,34 +209,31 @@ class _InterruptAfter(DetectionDataset):
         return super().__getitem__(i)
 
 
-def test_resume_continues_exactly(board: Path, tmp_path: Path) -> None:
+def test_resume_continues_exactly(
+    straight: tuple[nn.Module, FitResult], board: Path, tmp_path: Path
+) -> None:
     """2 epochs straight and 1 epoch, interrupt, resume, 1 epoch give identical weights."""
-    flip = v2.RandomHorizontalFlip(0.5)  # uses the global RNG: it must be restored too
-    train = YoloDataset(board, "train", transforms=flip)
-    val = YoloDataset(board, "val")
-    straight = _model()
-    fit(straight, train, val, _config(tmp_path / "a", accumulate=2, optimizer="adamw"))
-
-    first = _model()
+    flip = v2.RandomHorizontalFlip(0.5)
+    train, val = YoloDataset(board, "train", transforms=flip), YoloDataset(board, "val")
     cut = _InterruptAfter(train, limit=len(train))  # dies at the first sample of epoch 2
     with pytest.raises(_Interrupted):
-        fit(first, cut, val, _config(tmp_path / "b", accumulate=2, optimizer="adamw"))
-    assert load_checkpoint(tmp_path / "b" / "last.pt")["epoch"] == 1
+        fit(_model(), cut, val, _config(tmp_path, **RESUMABLE))
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
 
-    resumed = _model(seed=123)  # different init: everything must come from the checkpoint
-    cfg = _config(tmp_path / "b", accumulate=2, optimizer="adamw", resume=tmp_path / "b/last.pt")
+    resumed = _model(seed=123)  # another init: everything must come from the checkpoint
+    cfg = _config(tmp_path, **RESUMABLE, resume=tmp_path / "last.pt")
     result = fit(resumed, train, val, cfg)
     assert result.epochs_completed == 2
-    a, b = straight.state_dict(), resumed.state_dict()
+    a, b = straight[0].state_dict(), resumed.state_dict()
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    hist_a = (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()
-    hist_b = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
-    drop = ("train_seconds",)
-    assert [{k: v for k, v in json.loads(x).items() if k not in drop} for x in hist_a] == [
-        {k: v for k, v in json.loads(x).items() if k not in drop} for x in hist_b
-    ]
+
+    def records(run: Path) -> list[dict[str, Any]]:
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "train_seconds"} for x in lines]
+
+    assert records(straight[1].out_dir) == records(tmp_path)
 
 
 class _NaNLoss(nn.Module):
@@ -268,16 +286,16 @@ def test_early_stopping_after_patience(
     """Training stops once the metric has not improved for `patience` validations."""
     from yolo2retina import train as train_mod
 
-    scores = iter([0.5, 0.6, 0.55, 0.58, 0.9, 0.95])
+    scores = iter([0.5, 0.6, 0.55, 0.9, 0.95])
 
     def fake_validate(*_a: Any, **_k: Any) -> dict[str, float]:
         return {"val_loss": 1.0, "map50": next(scores), "map": 0.1, "map75": 0.1}
 
     monkeypatch.setattr(train_mod, "validate", fake_validate)
-    cfg = _config(tmp_path / "run", epochs=6, metric="map50", patience=2)
-    result = fit(_model(), YoloDataset(board, "train"), YoloDataset(board, "val"), cfg)
+    cfg = _config(tmp_path / "run", epochs=5, metric="map50", patience=1)
+    result = fit(_model(), _two_images(board), _two_images(board), cfg)
     assert result.stopped_early
-    assert result.epochs_completed == 4
+    assert result.epochs_completed == 3
     assert (result.best_epoch, result.best_metric) == (2, 0.6)
     assert load_checkpoint(tmp_path / "run" / "best.pt")["epoch"] == 2
 

@@ -82,7 +82,7 @@ def plot_curves(
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.12, top=0.92, wspace=0.2)
     out = Path(path)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     fig.savefig(tmp, format="png")

@@ -48,6 +48,10 @@ Schedule = Literal["cosine", "multistep"]
 Amp = Literal["auto", "bf16", "fp16", "off"]
 Metric = Literal["map50", "map", "map75", "val_loss"]
 
+#: ``curves.png`` is redrawn after an epoch when this many seconds passed since the last
+#: drawing, and always after the last epoch.
+CURVES_EVERY_S = 60.0
+
 #: Metrics where larger is better; every other metric is a loss (smaller is better).
 _MAXIMISED = frozenset({"map50", "map", "map75"})
 
@@ -85,7 +89,11 @@ def _check_device(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
     raise ConfigError(f"device must be auto, cuda, cuda:N, mps or cpu; got {value!r}")
 
 
-def _optional_str(value: Any) -> str | None:
+def _path_str(value: str | os.PathLike[str]) -> str:
+    return os.fspath(value)
+
+
+def _optional_str(value: str | os.PathLike[str] | None) -> str | None:
     return None if value is None else os.fspath(value)
 
 
@@ -155,7 +163,7 @@ class TrainConfig:
         default="map50", validator=_one_of("map50", "map", "map75", "val_loss")
     )
     patience: int | None = attrs.field(default=None, validator=_at_least(1))
-    out_dir: str = attrs.field(default="runs/train", converter=os.fspath)
+    out_dir: str = attrs.field(default="runs/train", converter=_path_str)
     resume: str | None = attrs.field(default=None, converter=_optional_str)
     progress: bool = True
 
@@ -847,7 +855,7 @@ def _fit(
     # -- epochs
     stopped_early = False
     steps_run, train_seconds = 0, 0.0
-    curves_note = False
+    curves_note, last_draw = False, time.monotonic()
     epoch = start_epoch
     for epoch in range(start_epoch + 1, config.epochs + 1):
         train_sampler.set_epoch(epoch)  # the shuffle depends on (seed, epoch) only
@@ -917,7 +925,11 @@ def _fit(
                 tmp = best_path.with_name(f".{best_path.name}.{os.getpid()}.tmp")
                 shutil.copyfile(last_path, tmp)
                 os.replace(tmp, best_path)
-            curves_note = _draw_curves(history, out_dir / "curves.png", say, curves_note)
+            # matplotlib takes seconds per figure on a busy CPU: redraw at most once a minute
+            last_epoch = stop or epoch == config.epochs
+            if last_epoch or time.monotonic() - last_draw >= CURVES_EVERY_S:
+                curves_note = _draw_curves(history, out_dir / "curves.png", say, curves_note)
+                last_draw = time.monotonic()
         say(_summary(record, metric, improved and due))
         if stop:
             say(f"early stop: {metric} did not improve for {config.patience} validation(s)")
@@ -973,10 +985,16 @@ def _summary(record: Mapping[str, Any], metric: str, best: bool) -> str:
 
 #: Settings of the no-``--data`` demo: the synthetic sticky board, sized to train on a
 #: 2-core CPU in under 10 minutes (see docs/training.md for the measurements).
-DEMO_DATA: dict[str, Any] = {"n_images": 160, "image_size": 160, "seed": 0, "max_mites": 24}
-DEMO_MODEL: dict[str, Any] = {"backbone": "resnet18_fpn", "img_size": 160}
+DEMO_DATA: dict[str, Any] = {
+    "n_images": 200,
+    "image_size": 128,
+    "seed": 0,
+    "val_fraction": 0.2,
+    "max_mites": 24,
+}
+DEMO_MODEL: dict[str, Any] = {"backbone": "resnet18_fpn", "img_size": 128}
 DEMO_CONFIG: dict[str, Any] = {
-    "epochs": 12,
+    "epochs": 10,
     "batch_size": 4,
     "optimizer": "adamw",
     "lr": 1e-3,
