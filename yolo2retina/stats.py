@@ -163,6 +163,9 @@ def save_box_size_histogram(
             data = [sides[labels == k] for k in range(len(names))]
             ax.hist(data, bins=bins.tolist(), stacked=True, label=list(names))
             ax.set_xscale("log")
+            ticks = [2.0**k for k in range(0, 14) if lo / 2 <= 2.0**k <= hi * 2]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
             for x, name in ((TINY_PX, "16 px"), (SMALL_PX, "32 px")):
                 ax.axvline(x, color="k", ls="--", lw=0.8)
                 ax.text(x, ax.get_ylim()[1] * 0.95, f" {name}", va="top", fontsize=8)
