@@ -792,7 +792,10 @@ def _fit(
     names = list(
         class_names if class_names is not None else getattr(train_dataset, "class_names", ())
     )
-    run_meta = _plain(dataset_meta(train_dataset, args) | dict(meta or {}))
+    run_meta = dataset_meta(train_dataset, args) | dict(meta or {})
+    if anchor_fit is not None and hasattr(anchor_fit, "to_dict"):
+        run_meta.setdefault("anchor_fit", anchor_fit.to_dict())
+    run_meta = _plain(run_meta)
 
     # -- data
     train_loader, train_sampler = _loader(train_dataset, config, info, shuffle=True, device=device)
@@ -990,12 +993,13 @@ DEMO_DATA: dict[str, Any] = {
     "image_size": 128,
     "seed": 0,
     "val_fraction": 0.2,
-    "max_mites": 24,
+    "max_mites": 48,
 }
 DEMO_MODEL: dict[str, Any] = {"backbone": "resnet18_fpn", "img_size": 128}
 DEMO_CONFIG: dict[str, Any] = {
-    "epochs": 10,
-    "batch_size": 4,
+    "epochs": 6,
+    "batch_size": 2,
+    "val_every": 2,
     "optimizer": "adamw",
     "lr": 1e-3,
     "weight_decay": 0.05,

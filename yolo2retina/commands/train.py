@@ -24,15 +24,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: generate the synthetic sticky board demo into OUT/data)",
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12; demo: 6)")
     p.add_argument(
-        "--batch-size", type=int, default=None, help="images per step and per process (default: 4)"
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per step and per process (default: 4; demo: 2)",
     )
     p.add_argument(
         "--img-size",
         type=int,
         default=None,
-        help="longer image side the model sees, in pixels (default: 800; demo: 160)",
+        help="longer image side the model sees, in pixels (default: 800; demo: 128)",
     )
     p.add_argument(
         "--backbone",
@@ -79,9 +82,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="where to train (default: auto = cuda, then mps, then cpu)",
     )
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.01 SGD)")
     p.add_argument(
-        "--optimizer", choices=("sgd", "adamw"), default=None, help="optimizer (default: sgd)"
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default: 0.01; demo: 0.001 with AdamW)",
+    )
+    p.add_argument(
+        "--optimizer",
+        choices=("sgd", "adamw"),
+        default=None,
+        help="optimizer (default: sgd; demo: adamw)",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="data-loading processes (default: 2; demo: 0)"
