@@ -314,3 +314,53 @@ def test_stdlib_json_and_orjson_agree(tmp_path: Path, monkeypatch: pytest.Monkey
     (tmp_path / "bad.json").write_text('{"images": [\n  {"id": 1,,}]}')
     with pytest.raises(DatasetError, match=r"bad\.json:2:\d+: invalid JSON"):
         read_coco(tmp_path / "bad.json")
+
+
+def _many(n_images: int, per_image: int, **extra: Any) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n_images * per_image):
+        xy = rng.uniform(0, 40, 2).round(3).tolist()
+        out.append(_ann(k + 1, k % n_images + 1, 1 + k % 2, [*xy, 5.5, 4.25], **extra))
+    return out
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"attributes": [{"a": 1}, {"b": "}, {"}], "caption": "x}]y"}],
+    ids=["plain", "nested-lists-and-tricky-strings"],
+)
+def test_large_files_parsed_in_pieces_match_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]
+) -> None:
+    """The piecewise parse of a large file gives exactly the whole-file result."""
+    import yolo2retina.formats.coco as coco
+
+    f = make_coco(tmp_path, 3, _many(3, 40, **extra))
+    whole = read_coco(f)
+    monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+    raw = f.read_bytes()
+    got = coco._chunked(raw, json.loads, set())
+    assert got is not None and len(got[1][0]) == 120  # really parsed in pieces
+    pieces = read_coco(f)
+    for k in ("boxes", "labels", "flags", "offsets", "image_ids"):
+        np.testing.assert_array_equal(getattr(pieces, k), getattr(whole, k))
+
+
+def test_piecewise_parse_falls_back_when_unsure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A nested 'annotations' key before the real one, or a bad record, uses the whole parse."""
+    import yolo2retina.formats.coco as coco
+
+    monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+    f = make_coco(tmp_path, 3, _many(3, 20))
+    doc = json.loads(f.read_text())
+    doc = {"info": {"annotations": [{"id": 9}]}, **doc}
+    f.write_text(json.dumps(doc))
+    assert coco._chunked(f.read_bytes(), json.loads, set()) is None
+    assert read_coco(f).num_boxes == 60
+    doc["annotations"][30]["image_id"] = 77
+    f.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match=r"annotations\[30\] \(id 31\): image_id 77"):
+        read_coco(f)

@@ -27,6 +27,7 @@ import importlib
 import itertools
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -253,6 +254,124 @@ def _bboxes(anns: list[Any], at: Callable[[int], str]) -> npt.NDArray[np.float64
     raise DatasetError(f"{at(0)}: malformed bbox")  # pragma: no cover
 
 
+_Columns = tuple[
+    npt.NDArray[np.int64],  # annotation ids
+    npt.NDArray[np.int64],  # image ids
+    npt.NDArray[np.int64],  # category ids
+    npt.NDArray[np.int64],  # iscrowd
+    npt.NDArray[np.float64],  # (M, 4) xywh
+    npt.NDArray[np.uint8],  # flags
+]
+
+
+def _ann_columns(anns: list[Any], at: Callable[[int], str], extras: set[str]) -> _Columns:
+    """Every annotation field the reader needs, as arrays (errors name the record)."""
+    ann_ids, ann_img, ann_cat = _id_columns(anns, at)
+    crowd = _column(
+        anns,
+        methodcaller("get", "iscrowd", 0),
+        np.int64,
+        _message(at, "'iscrowd' must be 0 or 1"),
+    )
+    xywh = _bboxes(anns, at)
+    flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
+    for key, bit in (("difficult", FLAG_DIFFICULT), ("truncated", FLAG_TRUNCATED)):
+        if key not in extras:  # the key appears nowhere in the file: skip a pass
+            continue
+        v = _column(
+            anns, methodcaller("get", key, 0), np.int64, _message(at, f"'{key}' must be 0 or 1")
+        )
+        flags |= np.where(v != 0, bit, 0).astype(np.uint8)
+    return ann_ids, ann_img, ann_cat, crowd, xywh, flags
+
+
+#: Files larger than this have their annotations array parsed in pieces of this size.
+CHUNK_BYTES = 4 << 20
+_ANN_ARRAY = re.compile(rb'"annotations"\s*:\s*\[\s*')
+_BETWEEN = re.compile(rb"\}\s*,\s*\{")
+_ARRAY_END = re.compile(rb"\}\s*\]")
+
+
+def _chunked(
+    raw: bytes, loads: Callable[[bytes], Any], extras: set[str]
+) -> tuple[Any, _Columns] | None:
+    """Parse the annotations array piece by piece, so its dicts never all live at once.
+
+    Pieces are cut between two top-level objects (``}, {``) and each is parsed as its own
+    JSON array; a cut in the wrong place (inside a string or a nested list) cannot parse,
+    and any surprise returns ``None`` so the caller parses the whole file instead.
+    """
+    m = _ANN_ARRAY.search(raw)
+    if m is None or raw[m.end() : m.end() + 1] != b"{":
+        return None
+    pos, n = m.end(), len(raw)
+    parts: list[_Columns] = []
+    end: int | None = None
+    while end is None:
+        piece: Any = None
+        cuts = _BETWEEN.finditer(raw, pos + CHUNK_BYTES) if pos + CHUNK_BYTES < n else iter(())
+        for tries, cut in enumerate(cuts):  # a cut inside a string or nested list fails
+            if tries == 16:
+                break
+            try:
+                piece = loads(b"[" + raw[pos : cut.start() + 1] + b"]")
+            except ValueError:
+                continue
+            nxt = cut.end() - 1
+            break
+        if piece is None:  # the last piece: find the "}]" that closes the array
+            for tries, close in enumerate(_ARRAY_END.finditer(raw, pos)):
+                if tries == 64:
+                    return None
+                try:
+                    piece = loads(b"[" + raw[pos : close.start() + 1] + b"]")
+                except ValueError:
+                    continue
+                end = close.end() - 1
+                break
+            else:
+                return None
+        try:
+            parts.append(_ann_columns(piece, lambda i: "", extras))
+        except (DatasetError, AttributeError, TypeError):
+            return None
+        del piece
+        if end is None:
+            pos = nxt
+    try:
+        data = loads(raw[: m.end()] + raw[end:])
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("annotations") != []:
+        return None  # the array found was not the top-level one
+    cols = tuple(np.concatenate([p[k] for p in parts]) for k in range(6))
+    return data, cols  # type: ignore[return-value]
+
+
+def _load_coco(file: Path) -> tuple[Any, set[str], _Columns | None]:
+    """Parse a COCO file: large ones in pieces (columns returned), small ones whole."""
+    try:
+        size = file.stat().st_size
+    except OSError as e:
+        raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
+    if size > 2 * CHUNK_BYTES:
+        try:
+            orjson: Any = importlib.import_module("orjson")
+            loads = orjson.loads
+        except ImportError:
+            loads = json.loads
+        raw = file.read_bytes()
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        extras = {k for k in ("difficult", "truncated") if f'"{k}"'.encode() in raw}
+        got = _chunked(raw, loads, extras)
+        del raw
+        if got is not None:
+            return got[0], extras, got[1]
+    data, extras = _load_json(file)
+    return data, extras, None
+
+
 class CocoFormat:
     """COCO adapter (see the module docstring for conventions)."""
 
@@ -360,7 +479,7 @@ def _read_coco(
     verify_images: bool,
     progress: bool,
 ) -> Annotations:
-    data, extras = _load_json(file)
+    data, extras, cols = _load_coco(file)
     if not isinstance(data, dict):
         raise DatasetError(f"{file}: expected a JSON object with 'images' and 'annotations'")
     images = data.get("images")
@@ -479,35 +598,25 @@ def _read_coco(
         raise DatasetError(f"cannot load COCO file {file}", problems)
 
     # -- annotations, in bulk --------------------------------------------------------------
-    def at(i: int) -> str:
+    def at_record(i: int) -> str:
         a = anns[i]
         aid = a.get("id", "?") if isinstance(a, dict) else "?"
         return f"{file}: annotations[{i}] (id {aid})"
 
-    ann_ids, ann_img, ann_cat = _id_columns(anns, at)
+    if cols is None:
+        cols = _ann_columns(anns, at_record, extras)
+    anns, data = [], None  # let the parsed records go
+    ann_ids, ann_img, ann_cat, crowd, xywh, flags = cols
+    del cols
+
+    def at(i: int) -> str:
+        return f"{file}: annotations[{i}] (id {int(ann_ids[i])})"
+
     if dup := _dupes(ann_ids):
         shown = ", ".join(str(d) for d in dup[:10])
         raise DatasetError(
             f"{file}: duplicate annotation ids: {shown}" + (" ..." if len(dup) > 10 else "")
         )
-    crowd = _column(
-        anns,
-        methodcaller("get", "iscrowd", 0),
-        np.int64,
-        lambda i: f"{at(i)}: 'iscrowd' must be 0 or 1",
-    )
-    xywh = _bboxes(anns, at)
-    flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
-    for key, bit in (("difficult", FLAG_DIFFICULT), ("truncated", FLAG_TRUNCATED)):
-        if key not in extras:  # the key appears nowhere in the file: skip a pass
-            continue
-        v = _column(
-            anns,
-            methodcaller("get", key, 0),
-            np.int64,
-            _message(at, f"'{key}' must be 0 or 1"),
-        )
-        flags |= np.where(v != 0, bit, 0).astype(np.uint8)
     bad_flag = np.flatnonzero((crowd < 0) | (crowd > 1))
     for i in bad_flag.tolist():
         problems.append(f"{at(int(i))}: 'iscrowd' must be 0 or 1, got {int(crowd[i])}")
