@@ -15,9 +15,11 @@ Paths: ``file_name`` is relative to ``images_root`` (default: the JSON's folder)
 absolute ``file_name`` or a ``..`` that leaves the root is refused unless
 ``allow_outside_root=True``.
 
-The JSON is parsed once (with ``orjson`` when installed, else :mod:`json`) and the
-columns are pulled into NumPy arrays in bulk; no per-annotation object outlives the
-call.
+The JSON is parsed with ``orjson`` when installed, else :mod:`json`, with the cyclic GC
+paused, and the columns are pulled into NumPy arrays in bulk; no per-annotation object
+outlives the call. Files over 8 MiB have their ``annotations`` array parsed in 4 MiB
+pieces cut between top-level objects (each cut is verified by parsing; anything unusual
+falls back to one whole-file parse), so a million annotation dicts never exist at once.
 """
 
 from __future__ import annotations
