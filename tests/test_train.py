@@ -161,6 +161,7 @@ def test_fit_writes_metrics_curves_and_loadable_checkpoints(
     assert state["config"] == _config(run, **RESUMABLE).to_dict()
     assert state["meta"]["train_image_size"] == SIZE
     assert set(state["meta"]["box_size_px"]) == {"median", "p10", "p90"}
+    assert state["meta"]["source_image_size"] == SIZE
     assert result.best_epoch in (1, 2)
     best = torch.load(run / "best.pt", map_location="cpu", weights_only=True)
     assert best["epoch"] == result.best_epoch

@@ -7,6 +7,7 @@ here behaves as in a single process.
 
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Any
 
@@ -66,7 +67,8 @@ def setup(device_type: str) -> DistInfo:
     if world_size <= 1 or not dist.is_available():
         return DistInfo()
     backend = "nccl" if device_type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    # ranks > 0 wait while rank 0 validates: allow far longer than NCCL's 10-minute default
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(hours=2))
     return DistInfo(
         dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0), owns_group=True
     )

@@ -638,17 +638,21 @@ def _plain(value: Any) -> Any:
 
 
 def dataset_meta(dataset: Any, model_args: Mapping[str, Any]) -> dict[str, Any]:
-    """``meta`` for a checkpoint: the training image size and the boxes' sizes in pixels.
+    """``meta`` for a checkpoint: image sizes and the boxes' sizes in pixels.
 
-    ``box_size_px`` is ``sqrt(w * h)`` of the training boxes in the original images
-    (median, 10th and 90th percentile): :mod:`yolo2retina.predict` compares it with the
-    objects of new images.
+    ``train_image_size`` is the model's input size (``min_size``); ``source_image_size``
+    the median longer side of the training images as stored; ``box_size_px`` is
+    ``sqrt(w * h)`` of the training boxes in the stored images (median, 10th and 90th
+    percentile). :func:`yolo2retina.predict.predict` uses them for ``tile="auto"``.
     """
     meta: dict[str, Any] = {}
     size = model_args.get("min_size")
     if size is not None:
         meta["train_image_size"] = int(size)
     ann = getattr(dataset, "annotations", None)
+    if ann is not None and len(ann):
+        # the longer side of the training images as stored (predict's tile="auto" uses it)
+        meta["source_image_size"] = int(np.median(ann.image_hw_array.max(axis=1)))
     if ann is not None and ann.num_boxes:
         from yolo2retina import boxes as box_ops
 
