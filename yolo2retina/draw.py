@@ -12,6 +12,7 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from yolo2retina import boxes as box_ops
 from yolo2retina.errors import ConfigError
 from yolo2retina.image import load_image, upright
 from yolo2retina.target import Target
@@ -74,7 +75,8 @@ def draw(
         class_names: index = label.
         path: where to save the drawing as PNG (parent folders are created).
         show_labels: print ``name score`` above each box.
-        line_width: box outline width; default scales with the image (2 px per 1000 px).
+        line_width: box outline width; default: a tenth of the median box side, at least
+            1 px and at most 2 px per 1000 px of image.
 
     Returns:
         The drawing: the image with a caption bar on top, RGB.
@@ -88,9 +90,13 @@ def draw(
         )
     img = _as_pil(image)
     w, h = img.size
-    lw = line_width if line_width is not None else max(2, round(max(w, h) / 500))
+    # outlines and labels follow the size of the boxes (tiny mites on a 12-MP photo must
+    # not vanish under thick lines), within bounds set by the image size
+    side = float(np.median(np.sqrt(box_ops.area(target.boxes)))) if len(target) else 50.0
+    cap = max(2, round(max(w, h) / 500))
+    lw = line_width if line_width is not None else int(np.clip(round(side / 10), 1, cap))
     font = _font(max(10, round(max(w, h) / 90)))
-    label_font = _font(max(9, round(max(w, h) / 160)))
+    label_font = _font(int(np.clip(round(side * 0.6), 9, max(9, round(max(w, h) / 160)))))
     canvas = ImageDraw.Draw(img)
     scores = target.scores
     for i in np.argsort(scores if scores is not None else np.zeros(len(target)), kind="stable"):
