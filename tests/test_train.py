@@ -325,3 +325,16 @@ def test_cli_train_reports_a_bad_dataset_in_one_line(
     assert main(["train", "--data", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error:") and "nope.yaml" in err
+
+
+def test_missing_val_split_is_reported_not_fatal(board: Path, tmp_path: Path) -> None:
+    """A dataset without a val split loads as None together with the reason."""
+    from yolo2retina.train import _load_split
+
+    text = board.read_text().replace("val: images/val\n", "")
+    only_train = tmp_path / "data.yaml"
+    only_train.write_text(text)
+    val, why = _load_split(only_train, "auto", ["val", "valid"])
+    assert val is None and "valid" in why
+    train, why = _load_split(only_train, "auto", ["train"])
+    assert len(train) == 6 and why == ""

@@ -1022,19 +1022,18 @@ def next_run_dir(base: str | os.PathLike[str]) -> Path:
     return candidate
 
 
-def _load_split(data: Path, format: str, splits: Sequence[str], **kw: Any) -> Any:
+def _load_split(data: Path, format: str, splits: Sequence[str], **kw: Any) -> tuple[Any, str]:
+    """The first split of ``splits`` that loads, or ``(None, why the last one failed)``."""
     from yolo2retina.dataset import DetectionDataset
     from yolo2retina.errors import DatasetError
 
-    last_error: Exception | None = None
+    why = ""
     for split in splits:
         try:
-            return DetectionDataset.from_path(data, format=format, split=split, **kw)
+            return DetectionDataset.from_path(data, format=format, split=split, **kw), ""
         except (DatasetError, KeyError) as e:
-            last_error = e
-    if last_error is not None and splits[0] == "train":
-        raise last_error
-    return None
+            why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return None, why
 
 
 def run_training(
@@ -1092,10 +1091,13 @@ def run_training(
         from torchvision.transforms import v2
 
         transforms = v2.RandomHorizontalFlip(0.5)
-    train_ds = _load_split(data_path, format, ["train"], transforms=transforms)
-    val_ds = _load_split(data_path, format, ["val", "valid"])
+    from yolo2retina.dataset import DetectionDataset
+
+    train_ds = DetectionDataset.from_path(data_path, format=format, split="train")
+    train_ds.transforms = transforms
+    val_ds, why = _load_split(data_path, format, ["val", "valid"])
     log(f"train: {train_ds!r}")
-    log(f"val:   {val_ds!r}" if val_ds is not None else "val:   none (training without validation)")
+    log(f"val:   {val_ds!r}" if val_ds is not None else f"val:   none, training without ({why})")
 
     if resume_state is not None:
         rebuild = {**resume_state["model_args"], "weights": None, "weights_backbone": None}
