@@ -478,8 +478,9 @@ def train_one_epoch(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss_dict = model(imgs, tgts)
             loss = sum(loss_dict.values())
-            values = torch.stack([loss.detach(), *(v.detach() for v in loss_dict.values())])
-            values_list = values.float().tolist()
+            # one host sync per step for all components (they may differ in dtype under AMP)
+            parts = [loss.detach(), *(v.detach() for v in loss_dict.values())]
+            values_list = torch.stack([p.float() for p in parts]).tolist()
             # stop every rank together, else the others would wait forever in all-reduce
             bad_here = not math.isfinite(values_list[0])
             if distributed.any_true(bad_here, info, device):
@@ -550,7 +551,7 @@ def validation_losses(
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 loss_dict = model(imgs, tgts)
             loss = sum(loss_dict.values())
-            values = torch.stack([loss, *loss_dict.values()]).float().tolist()
+            values = torch.stack([p.float() for p in (loss, *loss_dict.values())]).tolist()
             for k, v in zip(("loss", *loss_dict), values, strict=True):
                 sums[k] = sums.get(k, 0.0) + v
             batches += 1
