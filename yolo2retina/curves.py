@@ -61,6 +61,7 @@ def plot_curves(
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise ImportError(MISSING_MATPLOTLIB) from None
     if isinstance(history, (str, os.PathLike)):
@@ -79,6 +80,7 @@ def plot_curves(
             ax_map.plot(xs, ys, marker="o", markersize=3, label=key)
     ax_map.set(xlabel="epoch", ylabel="mAP", title="validation", ylim=(0.0, 1.0))
     for ax in (ax_loss, ax_map):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
