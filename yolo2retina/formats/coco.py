@@ -150,23 +150,24 @@ def _column(
     getter: Callable[[Any], Any],
     dtype: type[np.generic],
     bad: Callable[[int], str],
-    types: tuple[type, ...] = (int, float, bool),
+    types: tuple[type, ...] | None = (int, float, bool),
 ) -> npt.NDArray[Any]:
     """Pull one field of every record into an array; on failure name the first bad record.
 
     ``types`` are the Python types accepted (ids: ``int`` only, so ``2.5`` or ``"2"`` is an
-    error rather than a silent conversion).
+    error rather than a silent conversion); ``None`` skips that extra pass (flags, whose
+    values are range-checked afterwards).
     """
     try:
         out = np.fromiter(map(getter, records), dtype=dtype, count=len(records))
-        if set(map(type, map(getter, records))) <= set(types):
+        if types is None or set(map(type, map(getter, records))) <= set(types):
             return out
     except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
         pass
     for i, r in enumerate(records):
         try:
             v = getter(r)
-            if type(v) not in types:
+            if types is not None and type(v) not in types:
                 raise TypeError
             np.asarray(v, dtype=dtype).item()
         except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
@@ -195,38 +196,29 @@ def _index_of(
 def _id_columns(
     anns: list[Any], at: Callable[[int], str]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """``id``, ``image_id`` and ``category_id`` columns in one pass (three on failure)."""
+    """``id``, ``image_id`` and ``category_id`` columns.
+
+    ``np.array`` of the values both converts and type-checks in one pass: any float,
+    string or missing value gives a non-integer dtype (or an exception), and only then
+    are the records walked one by one to name the bad one.
+    """
     m = len(anns)
-    try:
-        flat = np.fromiter(
-            itertools.chain.from_iterable(map(itemgetter("id", "image_id", "category_id"), anns)),
-            np.int64,
-            count=3 * m,
-        ).reshape(m, 3)
-        ids = itertools.chain.from_iterable(map(itemgetter("id", "image_id", "category_id"), anns))
-        if set(map(type, ids)) <= {int}:
-            return flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
-    except (KeyError, TypeError, ValueError, OverflowError, AttributeError):
-        pass
-    return (
-        _column(
-            anns, itemgetter("id"), np.int64, _message(at, "missing or non-integer 'id'"), (int,)
-        ),
-        _column(
-            anns,
-            itemgetter("image_id"),
-            np.int64,
-            _message(at, "missing or non-integer 'image_id'"),
-            (int,),
-        ),
-        _column(
-            anns,
-            itemgetter("category_id"),
-            np.int64,
-            _message(at, "missing or non-integer 'category_id'"),
-            (int,),
-        ),
-    )
+    out = []
+    for key in ("id", "image_id", "category_id"):
+        try:
+            col: npt.NDArray[Any] | None = np.array(list(map(itemgetter(key), anns)))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            col = None
+        if col is None or col.dtype.kind not in "iu" or col.shape != (m,):
+            col = _column(
+                anns,
+                itemgetter(key),
+                np.int64,
+                _message(at, f"missing or non-integer '{key}'"),
+                (int,),
+            )
+        out.append(col.astype(np.int64, copy=False))
+    return out[0], out[1], out[2]
 
 
 def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
@@ -274,6 +266,7 @@ def _ann_columns(anns: list[Any], at: Callable[[int], str], extras: set[str]) ->
         methodcaller("get", "iscrowd", 0),
         np.int64,
         _message(at, "'iscrowd' must be 0 or 1"),
+        None,
     )
     xywh = _bboxes(anns, at)
     flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
@@ -557,23 +550,27 @@ def _read_coco(
     file_names = list(map(methodcaller("get", "file_name"), images))
     root = os.path.abspath(images_root if images_root is not None else file.parent)
     root_sep = root.rstrip(os.sep) + os.sep
-    paths: list[str] = []
-    for i, fn in enumerate(file_names):
+    # Fast path for plain relative names; only the unusual ones are looked at closely.
+    paths = [root_sep + fn if type(fn) is str else "" for fn in file_names]
+    unusual = [
+        i
+        for i, fn in enumerate(file_names)
+        if type(fn) is not str or not fn or ".." in fn or fn[0] in "/\\" or fn[1:2] == ":"
+    ]
+    for i in unusual:
+        fn = file_names[i]
         if not isinstance(fn, str) or not fn:
             problems.append(f"{file}: images[{i}] (id {img_ids[i]}): missing 'file_name'")
-            paths.append("")
+            paths[i] = ""
             continue
-        if os.path.isabs(fn) or ".." in fn:
-            full = os.path.normpath(os.path.join(root, fn))
-            if not allow_outside_root and not full.startswith(root_sep):
-                problems.append(
-                    f"{file}: images[{i}] (id {img_ids[i]}): file_name '{fn}' "
-                    + ("is absolute" if os.path.isabs(fn) else "escapes the images root")
-                    + f" {root}; pass allow_outside_root=True to accept it"
-                )
-            paths.append(full)
-        else:
-            paths.append(root_sep + fn)
+        full = os.path.normpath(os.path.join(root, fn))
+        if not allow_outside_root and not full.startswith(root_sep):
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}): file_name '{fn}' "
+                + ("is absolute" if os.path.isabs(fn) else "escapes the images root")
+                + f" {root}; pass allow_outside_root=True to accept it"
+            )
+        paths[i] = full
     hw = np.stack([heights, widths], axis=1) if n else np.zeros((0, 2), np.int64)
     if verify_images:
         for i in tqdm(range(n), desc="image headers", disable=not progress):
