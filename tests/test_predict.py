@@ -498,3 +498,16 @@ def test_random_layouts_any_object_size_each_object_once(seed: int) -> None:
     [pred] = predict(IdDetector(), img, tile=tile, overlap=overlap)
     assert len(pred) == len(gt)
     np.testing.assert_array_equal(sort_rows(pred.boxes), sort_rows(gt).astype(np.float32))
+
+
+def test_one_object_boxed_differently_by_two_tiles_is_kept_once() -> None:
+    """IoU under the NMS threshold but one box nearly inside the other: same object, kept once."""
+    inner, outer = [86.0, 40.0, 96.0, 50.0], [85.0, 37.0, 97.0, 58.0]  # IoU 0.4, 100% inside
+    out = merge_tile_detections([inner, outer], [0, 0], [0.8, 0.3], [0, 1], WINDOWS, (100, 180))
+    assert out.boxes.tolist() == [inner]
+    # the same two boxes from one tile are the model's own decision: both stay
+    same = merge_tile_detections([inner, outer], [0, 0], [0.8, 0.3], [0, 0], WINDOWS, (100, 180))
+    assert len(same) == 2
+    # and boxes of different classes are never merged
+    other = merge_tile_detections([inner, outer], [0, 1], [0.8, 0.3], [0, 1], WINDOWS, (100, 180))
+    assert len(other) == 2

@@ -13,7 +13,9 @@ at full resolution, run them in batches, and merge the detections:
    neighbouring tile sees whole; it is dropped when another tile has a same-class box
    covering at least half of it that is not itself at an interior edge (or is larger);
 4. class-wise NMS (:func:`torchvision.ops.batched_nms`) removes the duplicates that
-   both tiles of an overlap see whole.
+   both tiles of an overlap see whole;
+5. a box of one tile lying (>= 80% of it) inside a higher-scoring same-class box of
+   another tile is the same object, boxed a little differently by the two tiles.
 
 ``tile="auto"`` reads the checkpoint's ``meta``: tiles are as large as the training
 images were as stored (``source_image_size``, else ``train_image_size``), so the
@@ -71,6 +73,9 @@ EDGE_MARGIN_FRACTION = 0.02
 MIN_EDGE_MARGIN_PX = 3.0
 #: A near-edge box is dropped when a better box from another tile covers this share of it.
 COVER_FRACTION = 0.5
+#: Two same-class boxes from different tiles are one object when their intersection is
+#: at least this share of the smaller box (the lower score is dropped).
+CONTAIN_FRACTION = 0.8
 
 
 @attrs.frozen
@@ -258,6 +263,9 @@ def merge_tile_detections(
        same class from another tile covers at least half of it and is not itself at an
        interior edge (or is larger): that box is the object seen whole.
     3. *NMS*: class-wise NMS removes objects seen whole by two tiles.
+    4. *Containment*: a box of one tile lying (>= 80% of it) inside a higher-scoring
+       same-class box of another tile is the same object boxed a little differently
+       by the two tiles; it is dropped.
 
     Args:
         boxes: ``(N, 4)`` XYXY in image pixels (already shifted out of the tiles).
@@ -326,7 +334,61 @@ def merge_tile_detections(
         iou_threshold,
     ).numpy()
     k = idx[keep]
+    # 4. one object boxed a little differently by two tiles (IoU under the NMS threshold,
+    #    but one box nearly inside the other)
+    k = k[_cross_tile_contained(b[k], lab[k], sc[k], ti[k], win)]
     return Target(b[k], lab[k], sc[k])
+
+
+def _cross_tile_contained(
+    b: npt.NDArray[np.float64],
+    lab: npt.NDArray[np.int64],
+    sc: npt.NDArray[np.float64],
+    ti: npt.NDArray[np.int64],
+    win: npt.NDArray[np.float64],
+) -> npt.NDArray[np.int64]:
+    """Indices (by decreasing score) surviving cross-tile containment suppression.
+
+    Only pairs from two overlapping tiles are compared (so the cost grows with the
+    number of tiles, not with the square of the detections): a box is dropped when a
+    higher-scoring same-class box from another tile overlaps it by at least
+    :data:`CONTAIN_FRACTION` of the smaller of the two.
+    """
+    n = b.shape[0]
+    order = np.argsort(-sc, kind="stable")
+    if n < 2:
+        return order.astype(np.int64)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    areas = box_ops.area(b)
+    by_tile = {int(t): np.flatnonzero(ti == t) for t in np.unique(ti)}
+    tiles = sorted(by_tile)
+    partners: dict[int, list[int]] = {}
+    for a_pos, t in enumerate(tiles):
+        for u in tiles[a_pos + 1 :]:
+            wt, wu = win[t], win[u]
+            if wt[0] >= wu[2] or wu[0] >= wt[2] or wt[1] >= wu[3] or wu[1] >= wt[3]:
+                continue
+            it, iu = by_tile[t], by_tile[u]
+            bt, bu = b[it][:, None, :], b[iu][None, :, :]
+            iw = np.minimum(bt[..., 2], bu[..., 2]) - np.maximum(bt[..., 0], bu[..., 0])
+            ih = np.minimum(bt[..., 3], bu[..., 3]) - np.maximum(bt[..., 1], bu[..., 1])
+            inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+            smaller = np.minimum(areas[it][:, None], areas[iu][None, :])
+            hit = (inter >= CONTAIN_FRACTION * np.maximum(smaller, 1e-9)) & (
+                lab[it][:, None] == lab[iu][None, :]
+            )
+            for x, y in zip(*np.nonzero(hit), strict=True):
+                i, j = int(it[x]), int(iu[y])
+                hi, lo = (i, j) if rank[i] < rank[j] else (j, i)
+                partners.setdefault(hi, []).append(lo)
+    dropped = np.zeros(n, dtype=bool)
+    for i in order:
+        if not dropped[i]:
+            for j in partners.get(int(i), ()):
+                dropped[j] = True
+    out: npt.NDArray[np.int64] = order[~dropped[order]].astype(np.int64)
+    return out
 
 
 # -- running the model ---------------------------------------------------------------------
