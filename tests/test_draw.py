@@ -33,11 +33,12 @@ def test_draw_puts_boxes_in_class_colours_and_saves_png(tmp_path: Path) -> None:
 
 def test_draw_caption_counts_per_class(tmp_path: Path) -> None:
     """The caption counts detections per class; labels print above the boxes."""
-    import yolo2retina.draw as d
+    # the package re-exports the function draw(), which shadows the module attribute
+    from yolo2retina.draw import _caption
 
     t = Target.from_xyxy([[5, 30, 20, 45]] * 3, [1, 1, 0], [0.9, 0.8, 0.7])
-    assert d._caption(t, ["a", "b", "c"]) == "3 detections  |  a: 1  b: 2  c: 0"
-    assert d._caption(Target.empty(), ["a"]) == "0 detections  |  a: 0"
+    assert _caption(t, ["a", "b", "c"]) == "3 detections  |  a: 1  b: 2  c: 0"
+    assert _caption(Target.empty(), ["a"]) == "0 detections  |  a: 0"
     plain = draw(Image.new("RGB", (100, 80)), t, ["a", "b", "c"], show_labels=False)
     labelled = draw(Image.new("RGB", (100, 80)), t, ["a", "b", "c"])
     assert not np.array_equal(np.asarray(plain), np.asarray(labelled))
