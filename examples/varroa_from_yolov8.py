@@ -22,11 +22,11 @@ from yolo2retina import (
     TrainConfig,
     YoloDataset,
     build_retinanet,
-    draw,
-    evaluate,
     fit,
     fit_anchors,
 )
+from yolo2retina.draw import draw
+from yolo2retina.evaluate import evaluate
 from yolo2retina.model import build_args
 from yolo2retina.split import split_dataset
 

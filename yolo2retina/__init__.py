@@ -2,8 +2,9 @@
 
 The data flows one way: a format reader gives :class:`Annotations` (flat arrays of
 :class:`Target` boxes and labels), a :class:`DetectionDataset` turns them into torchvision
-samples, :func:`build_retinanet` and :func:`fit` train a model, :func:`evaluate` scores it
-and :func:`predict` runs it on new photos.
+samples, :func:`build_retinanet` and :func:`fit` train a model, :func:`yolo2retina.evaluate.evaluate` scores it and
+:class:`Predictor` runs it on new photos. (``evaluate``, ``predict`` and ``draw`` are
+functions of the modules of the same names: ``from yolo2retina.predict import predict``.)
 
 Example:
     >>> from yolo2retina import Target
@@ -17,12 +18,11 @@ from yolo2retina._version import __version__
 from yolo2retina.anchors import AnchorFit, fit_anchors
 from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.dataset import CocoDataset, DetectionDataset, VocDataset, YoloDataset, collate
-from yolo2retina.draw import draw
 from yolo2retina.errors import DatasetError, Yolo2RetinaError
-from yolo2retina.evaluate import Metrics, coco_map, evaluate
+from yolo2retina.evaluate import Metrics, coco_map
 from yolo2retina.formats import list_formats, load_annotations, register_format, write_annotations
 from yolo2retina.model import build_retinanet, load_model
-from yolo2retina.predict import Predictor, predict
+from yolo2retina.predict import Predictor
 from yolo2retina.target import Target
 from yolo2retina.train import TrainConfig, fit
 
@@ -44,14 +44,11 @@ __all__ = [
     "build_retinanet",
     "coco_map",
     "collate",
-    "draw",
-    "evaluate",
     "fit",
     "fit_anchors",
     "list_formats",
     "load_annotations",
     "load_model",
-    "predict",
     "register_format",
     "write_annotations",
 ]
