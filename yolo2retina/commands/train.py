@@ -169,7 +169,12 @@ def run(args: argparse.Namespace) -> int:
         **model,
     )
     final = result.final
-    print(f"run folder: {result.out_dir} (best.pt, last.pt, metrics.jsonl, curves.png)")
+    written = [
+        n
+        for n in ("best.pt", "last.pt", "metrics.jsonl", "curves.png")
+        if (result.out_dir / n).exists()
+    ]
+    print(f"run folder: {result.out_dir} ({', '.join(written)})")
     if "map50" in final:
         print(f"final val mAP@0.5: {final['map50']:.3f}  (mAP@[.5:.95]: {final['map']:.3f})")
     elif "val_loss" in final:
