@@ -453,3 +453,13 @@ def test_real_varroa_export(varroa_yaml: Path) -> None:
             expected = _independent_boxes(image_to_label_path(img), img)
             np.testing.assert_allclose(a.target(i).boxes, expected, atol=1e-3)
     assert counts == {"train": (34, 759), "val": (6, 269)}
+
+
+def test_classes_txt_with_duplicate_names_is_an_error(tmp_path: Path) -> None:
+    """A classes.txt that lists a name twice is refused, naming the file."""
+    write_image(tmp_path / "a.jpg")
+    write_labels(tmp_path / "a.txt", ["0 0.5 0.5 0.2 0.2"])
+    (tmp_path / "classes.txt").write_text("mite\nmite\n")
+    with pytest.raises(DatasetError, match="duplicate class names") as info:
+        read_yolo(tmp_path, split=None)
+    assert str(tmp_path / "classes.txt") in str(info.value)

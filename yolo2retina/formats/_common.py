@@ -238,3 +238,15 @@ def common_names(splits: Mapping[str, Annotations]) -> tuple[str, ...]:
     if len(names) > 1:
         raise DatasetError(f"splits have different class names: {sorted(names)}")
     return next(iter(names)) if names else ()
+
+
+def read_classes_txt(file: Path) -> list[str]:
+    """Class names of a ``classes.txt`` (one per line, blank lines skipped).
+
+    Raises:
+        DatasetError: the file lists a name twice.
+    """
+    names = [ln.strip() for ln in file.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    if len(set(names)) != len(names):
+        raise DatasetError(f"{file}: duplicate class names: {names}")
+    return names

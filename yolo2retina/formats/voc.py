@@ -45,6 +45,7 @@ from yolo2retina.formats._common import (
     fmt_number,
     is_image_file,
     place_image,
+    read_classes_txt,
     refuse_existing,
     split_candidates,
     unique_names,
@@ -185,10 +186,7 @@ def _read_class_file(*folders: Path) -> list[str] | None:
     for d in folders:
         f = d / "classes.txt"
         if f.is_file():
-            names = [ln.strip() for ln in f.read_text("utf-8-sig").splitlines() if ln.strip()]
-            if len(set(names)) != len(names):
-                raise DatasetError(f"{f}: duplicate class names: {names}")
-            return names
+            return read_classes_txt(f)
     return None
 
 

@@ -25,6 +25,7 @@ import yaml
 from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
+from yolo2retina.formats._common import read_classes_txt
 from yolo2retina.image import IMAGE_EXTENSIONS, read_image_hw
 
 __all__ = ["DataYaml", "image_to_label_path", "load_data_yaml", "read_yolo"]
@@ -361,9 +362,7 @@ def _read_classes_txt(folder: Path, stop: Path) -> list[str] | None:
     while True:
         f = d / "classes.txt"
         if f.is_file():
-            return [
-                ln.strip() for ln in f.read_text(encoding="utf-8-sig").splitlines() if ln.strip()
-            ]
+            return read_classes_txt(f)
         if d == stop or d.parent == d:
             return None
         d = d.parent
