@@ -33,15 +33,7 @@ COMMANDS: tuple[str, ...] = (
 
 
 def _modules() -> list[ModuleType]:
-    mods = []
-    for m in COMMANDS:
-        name = f"yolo2retina.commands.{m}"
-        try:
-            mods.append(importlib.import_module(name))
-        except ModuleNotFoundError as e:  # TEMPORARY while commands are being written
-            if e.name != name:
-                raise
-    return mods
+    return [importlib.import_module(f"yolo2retina.commands.{m}") for m in COMMANDS]
 
 
 def get_parser() -> argparse.ArgumentParser:
