@@ -12,6 +12,7 @@ from PIL import Image
 
 from yolo2retina.datasets import synthetic_sticky_board
 from yolo2retina.errors import ConfigError, ImageReadError
+from yolo2retina.evaluate import coco_map
 from yolo2retina.predict import (
     Predictor,
     count_labels,
@@ -412,10 +413,11 @@ def test_trained_retinanet_finds_mites_on_exif_rotated_board(tmp_path: Path) -> 
 
     Trains the demo's model (resnet18-FPN, 128 px, fitted anchors) for two epochs on the
     synthetic sticky board (about two minutes on two CPU cores), checkpoints it, loads it with
-    :meth:`Predictor.from_checkpoint`, then predicts on validation boards stored rotated 90°
-    with EXIF orientation 6, as phones store them. The boxes must land on the labelled mites
-    of the *upright* board; the same pixels without their EXIF tag (the sideways board as
-    stored) must not match the upright labels.
+    :meth:`Predictor.from_checkpoint`, then predicts on the validation boards stored rotated
+    90° with EXIF orientation 6, as phones store them. Scored against the labels of the
+    *upright* boards, the predictions must reach AP50 >= 0.4 (0.65 measured) and find half of
+    the mites at score 0.3; the same stored pixels without their EXIF tag (the sideways board)
+    must score near zero.
     """
     from yolo2retina.formats.yolo import read_yolo
     from yolo2retina.predict import Predictor
@@ -429,31 +431,32 @@ def test_trained_retinanet_finds_mites_on_exif_rotated_board(tmp_path: Path) -> 
     assert predictor.class_names == ("varroa",)
 
     val = read_yolo(data, split="val")
-    rotated, stored, truths = [], [], []
+    rotated, stored = [], []
     for i in range(len(val)):
-        t = val.target(i)
-        if len(t) == 0:
-            continue
         with Image.open(val.image_path(i)) as im:
             upright = im.convert("RGB")
         path = write_rotated_photo(tmp_path / f"rot_{i}.jpg", upright)
         rotated.append(path)
         with Image.open(path) as raw:  # the stored pixels, without applying the EXIF tag
             stored.append(torch.from_numpy(np.asarray(raw.convert("RGB")).copy()).permute(2, 0, 1))
-        truths.append(t.boxes)
-    assert len(truths) >= 20
+    assert val.num_boxes >= 100
 
-    pred_rot = predictor.predict(rotated, score_threshold=0.3)
-    pred_raw = predictor.predict(stored, score_threshold=0.3)
-    n_gt = sum(len(g) for g in truths)
-    hit_rot = sum(_matched(p.boxes, g) for p, g in zip(pred_rot, truths, strict=True))
-    hit_raw = sum(_matched(p.boxes, g) for p, g in zip(pred_raw, truths, strict=True))
-    n_pred = sum(len(p) for p in pred_rot)
-    # the model has learnt mites: most labelled mites are found, most boxes are mites
-    assert hit_rot >= 0.6 * n_gt, (hit_rot, n_gt)
-    assert hit_rot >= 0.6 * n_pred, (hit_rot, n_pred)
-    # ... and orientation matters: the sideways pixels' boxes miss the upright mites
-    assert hit_raw <= 0.25 * n_gt, (hit_raw, n_gt)
+    pred_rot = predictor.predict(rotated, score_threshold=0.05)
+    pred_raw = predictor.predict(stored, score_threshold=0.05)
+    m_rot = coco_map(val, pred_rot)
+    m_raw = coco_map(val, pred_raw)
+    print(
+        f"EXIF-6 copies: AP50 {m_rot.map50:.3f}, AP {m_rot.map:.3f}; "
+        f"stored pixels without EXIF: AP50 {m_raw.map50:.3f}"
+    )
+    # the model has learnt the mites, and finds them on the upright board ...
+    assert m_rot.map50 >= 0.4, m_rot  # 0.65 measured; an untrained model scores ~0
+    # ... and orientation matters: boxes on the sideways pixels miss the upright mites
+    assert m_raw.map50 <= 0.2 * m_rot.map50, m_raw
+    hits = sum(
+        _matched(p.boxes[p.scores >= 0.3], val.target(i).boxes) for i, p in enumerate(pred_rot)
+    )
+    assert hits >= 0.5 * val.num_boxes, (hits, val.num_boxes)
 
 
 # -- inputs and errors ---------------------------------------------------------------------
