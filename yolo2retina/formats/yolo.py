@@ -15,20 +15,41 @@ segmentation polygons ``class x1 y1 ... xn yn`` (converted to their enclosing bo
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
+from tqdm.auto import tqdm
 
 from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
-from yolo2retina.formats._common import read_classes_txt
+from yolo2retina.formats._common import (
+    as_splits,
+    atomic_write_text,
+    common_names,
+    flag_losses,
+    fmt_number,
+    place_image,
+    read_classes_txt,
+    refuse_existing,
+    split_candidates,
+    unique_names,
+)
+from yolo2retina.formats.registry import ImageMode, WriteReport
 from yolo2retina.image import IMAGE_EXTENSIONS, read_image_hw
 
-__all__ = ["DataYaml", "image_to_label_path", "load_data_yaml", "read_yolo"]
+__all__ = [
+    "ADAPTER",
+    "DataYaml",
+    "YoloFormat",
+    "image_to_label_path",
+    "load_data_yaml",
+    "read_yolo",
+    "write_yolo",
+]
 
 #: Normalized coordinates may lie this far outside [0, 1] (1% of the image) and are clipped.
 CLIP_TOLERANCE = 0.01
@@ -484,24 +505,6 @@ def read_yolo(
 
 # -- writer and registry adapter ---------------------------------------------------------
 
-from collections.abc import Mapping  # noqa: E402
-
-from tqdm.auto import tqdm  # noqa: E402
-
-from yolo2retina.formats._common import (  # noqa: E402
-    as_splits,
-    atomic_write_text,
-    common_names,
-    flag_losses,
-    fmt_number,
-    place_image,
-    refuse_existing,
-    split_candidates,
-    unique_names,
-)
-from yolo2retina.formats.registry import ImageMode, WriteReport  # noqa: E402
-
-__all__ += ["ADAPTER", "YoloFormat", "write_yolo"]
 
 #: Keys of an Ultralytics data.yaml for the split names a writer is given.
 _YAML_KEYS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
