@@ -308,7 +308,8 @@ def test_cli_train_then_resume(
     out = tmp_path / "run"
     common = ["--img-size", str(SIZE), "--batch-size", "2", "--workers", "0", "--seed", "1"]
     argv = ["train", "--data", str(board), "--backbone", "resnet18_fpn", "--epochs", "1"]
-    assert main([*argv, *common, "--out", str(out)]) == 0
+    assert main([*argv, *common, "--warmup", "3", "--out", str(out)]) == 0
+    assert load_checkpoint(out / "last.pt")["config"]["warmup_iters"] == 3
     text = capsys.readouterr().out
     assert "final val mAP@0.5:" in text
     assert "Anchors for min_size=64" in text  # the fitted anchors' coverage is printed

@@ -89,6 +89,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="peak learning rate (default: 0.01; demo: 0.001 with AdamW)",
     )
     p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="optimizer steps of linear learning-rate warmup; short runs from scratch "
+        "need some (default: 0; demo: 50)",
+    )
+    p.add_argument(
         "--optimizer",
         choices=("sgd", "adamw"),
         default=None,
@@ -143,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "warmup_iters": args.warmup,
         "optimizer": args.optimizer,
         "num_workers": args.workers,
         "patience": args.patience,
