@@ -391,22 +391,6 @@ def test_real_tiny_retinanet_sees_exif_rotated_photo_like_its_upright_copy(
     )
 
 
-def _matched(pred: np.ndarray, gt: np.ndarray, iou_min: float = 0.5) -> int:
-    """How many ``gt`` boxes have a prediction with IoU >= ``iou_min`` (greedy, one-to-one)."""
-    from torchvision.ops import box_iou
-
-    if len(pred) == 0 or len(gt) == 0:
-        return 0
-    iou = box_iou(torch.from_numpy(gt), torch.from_numpy(pred)).numpy()
-    hits = 0
-    for g in np.argsort(-iou.max(axis=1)):
-        p = int(iou[g].argmax())
-        if iou[g, p] >= iou_min:
-            hits += 1
-            iou[:, p] = -1.0
-    return hits
-
-
 @pytest.mark.slow
 def test_trained_retinanet_finds_mites_on_exif_rotated_board(tmp_path: Path) -> None:
     """A real RetinaNet trained on the synthetic board finds the mites of an EXIF-6 photo.
@@ -453,10 +437,11 @@ def test_trained_retinanet_finds_mites_on_exif_rotated_board(tmp_path: Path) -> 
     assert m_rot.map50 >= 0.4, m_rot  # 0.65 measured; an untrained model scores ~0
     # ... and orientation matters: boxes on the sideways pixels miss the upright mites
     assert m_raw.map50 <= 0.2 * m_rot.map50, m_raw
-    hits = sum(
-        _matched(p.boxes[p.scores >= 0.3], val.target(i).boxes) for i, p in enumerate(pred_rot)
-    )
-    assert hits >= 0.5 * val.num_boxes, (hits, val.num_boxes)
+    # at a working threshold, half the mites are found (recall at IoU 0.5, all areas, 100 dets)
+    confident = [p.select(p.scores >= 0.3) for p in pred_rot]
+    recall50 = float(coco_map(val, confident).recall[0, 0, 0, -1])
+    print(f"recall@0.5 at score 0.3: {recall50:.3f}")
+    assert recall50 >= 0.5, recall50
 
 
 # -- inputs and errors ---------------------------------------------------------------------
