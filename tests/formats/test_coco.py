@@ -11,8 +11,9 @@ import pytest
 
 from tests.conftest import write_image
 from tests.formats._helpers import coco_dict, make_annotations, make_coco
+from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError
-from yolo2retina.formats import load_annotations
+from yolo2retina.formats import load_annotations, write_annotations
 from yolo2retina.formats.coco import read_coco, write_coco, write_coco_results
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, Target
 
@@ -364,3 +365,48 @@ def test_piecewise_parse_falls_back_when_unsure(
     f.write_text(json.dumps(doc))
     with pytest.raises(DatasetError, match=r"annotations\[30\] \(id 31\): image_id 77"):
         read_coco(f)
+
+
+# -- the same result for every way of naming the dataset ----------------------------------
+
+
+def _summary(ann: Annotations) -> tuple[object, ...]:
+    return (
+        ann.paths.tolist(),
+        ann.image_hw_array.tolist(),
+        ann.boxes.tolist(),
+        ann.labels.tolist(),
+        ann.flags.tolist(),
+        ann.class_names,
+        ann.image_ids.tolist(),
+        ann.category_ids,
+        str(ann.report),
+    )
+
+
+@pytest.mark.parametrize(
+    ("where", "split"),
+    [("coco", "val"), ("coco/train", None), ("coco/train/_annotations.coco.json", None)],
+)
+def test_relative_absolute_symlinked_and_dot_paths_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, split: str | None
+) -> None:
+    """read_coco and load_annotations give one result however the file or folder is named."""
+    src = make_annotations(
+        tmp_path / "src", [[((1, 1, 9, 9), 0, FLAG_CROWD), ((60, 2, 64.5, 9), 1, 0)], []]
+    )
+    write_annotations({"train": src, "val": src.subset([1, 0])}, tmp_path / "ds" / "coco", "coco")
+    (tmp_path / "link").symlink_to(tmp_path / "ds", target_is_directory=True)
+    ds = tmp_path / "ds"
+    want = _summary(read_coco(ds / where, split))
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in want[0])  # type: ignore[union-attr]
+    monkeypatch.chdir(tmp_path)
+    for name in (f"ds/{where}", str(ds / where), f"link/{where}", str(tmp_path / "link" / where)):
+        assert _summary(read_coco(name, split)) == want, name
+        assert _summary(load_annotations(name, split=split)) == want, name
+    folder = ds / where if (ds / where).is_dir() else (ds / where).parent
+    for cwd in (folder, tmp_path / "link" / folder.relative_to(ds)):
+        monkeypatch.chdir(cwd)
+        dot = "." if (ds / where).is_dir() else Path(where).name
+        assert _summary(read_coco(dot, split)) == want, cwd
+        assert _summary(load_annotations(dot, split=split)) == want, cwd

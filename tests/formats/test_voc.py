@@ -9,8 +9,9 @@ import pytest
 
 from tests.conftest import write_image
 from tests.formats._helpers import make_annotations, make_voc, voc_xml
+from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError
-from yolo2retina.formats import load_annotations
+from yolo2retina.formats import load_annotations, write_annotations
 from yolo2retina.formats.voc import read_voc, write_voc
 from yolo2retina.target import FLAG_DIFFICULT, FLAG_TRUNCATED
 
@@ -221,3 +222,62 @@ def test_writer_reports_lost_crowd_flags(tmp_path: Path) -> None:
     ann = make_annotations(tmp_path, [[((1, 1, 9, 9), 0, 1)]])
     report = write_voc(ann, tmp_path / "out")
     assert any("crowd" in line for line in report.lost)
+
+
+# -- the same result for every way of naming the dataset ----------------------------------
+
+
+def _summary(ann: Annotations) -> tuple[object, ...]:
+    return (
+        ann.paths.tolist(),
+        ann.image_hw_array.tolist(),
+        ann.boxes.tolist(),
+        ann.labels.tolist(),
+        ann.flags.tolist(),
+        ann.class_names,
+        ann.image_ids.tolist(),
+        str(ann.report),
+    )
+
+
+def _voc_trees(tmp_path: Path) -> Path:
+    """``ds/voc`` written by write_voc (two splits) and ``ds/flat`` (Roboflow-style folders)."""
+    src = make_annotations(
+        tmp_path / "src",
+        [[((1, 1, 9, 9), 0, FLAG_DIFFICULT)], [], [((2, 3, 40, 30), 1, 0)]],
+    )
+    write_annotations(
+        {"train": src.subset([0, 1]), "val": src.subset([2])}, tmp_path / "ds" / "voc", "voc"
+    )
+    for split in ("train", "valid"):
+        write_image(tmp_path / "ds" / "flat" / split / "a.jpg", (64, 48))
+        (tmp_path / "ds" / "flat" / split / "a.xml").write_text(
+            voc_xml("a.jpg", (64, 48), [{"name": split, "box": (0, 1, 65, 9)}])
+        )
+    write_image(tmp_path / "ds" / "flat" / "valid" / "empty.jpg", (64, 48))
+    (tmp_path / "link").symlink_to(tmp_path / "ds", target_is_directory=True)
+    return tmp_path / "ds"
+
+
+@pytest.mark.parametrize(("layout", "split"), [("voc", "train"), ("voc", None), ("flat", "val")])
+def test_relative_absolute_symlinked_and_dot_paths_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, layout: str, split: str | None
+) -> None:
+    """read_voc and load_annotations give one result however the folder is named."""
+    ds = _voc_trees(tmp_path)
+    want = _summary(read_voc(ds / layout, split))
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in want[0])  # type: ignore[union-attr]
+    monkeypatch.chdir(tmp_path)
+    for name in (
+        f"ds/{layout}",
+        str(ds / layout),
+        f"link/{layout}",
+        str(tmp_path / "link" / layout),
+    ):
+        assert _summary(read_voc(name, split)) == want, name
+        assert _summary(load_annotations(name, split=split)) == want, name
+    monkeypatch.chdir(ds / layout)
+    assert _summary(read_voc(".", split)) == want
+    assert _summary(load_annotations(".", split=split)) == want
+    monkeypatch.chdir(tmp_path / "link" / layout)  # a working directory reached through a link
+    assert _summary(read_voc(".", split)) == want

@@ -452,7 +452,11 @@ def read_coco(
             an annotation whose ``image_id`` or ``category_id`` does not exist, a
             ``width``/``height`` that disagrees with the image, a malformed ``bbox``.
     """
-    file = _find_json(Path(source), split)
+    found = _find_json(Path(source), split)
+    # One absolute, link-free folder: a relative path, `.`, an absolute path and a path
+    # through a symlinked folder give the same image paths and messages. The file name is
+    # kept, so a symlinked JSON still finds the images beside the link.
+    file = Path(os.path.realpath(found.parent)) / found.name
     # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
@@ -548,7 +552,7 @@ def _read_coco(
         lambda i: f"{file}: images[{i}]: 'height' is not an integer",
     )
     file_names = list(map(methodcaller("get", "file_name"), images))
-    root = os.path.abspath(images_root if images_root is not None else file.parent)
+    root = os.path.realpath(images_root) if images_root is not None else str(file.parent)
     root_sep = root.rstrip(os.sep) + os.sep
     # Fast path for plain relative names; only the unusual ones are looked at closely.
     paths = [root_sep + fn if type(fn) is str else "" for fn in file_names]

@@ -274,9 +274,11 @@ def read_voc(
     Raises:
         DatasetError: listing every problem as ``file: object k: message``.
     """
-    root = Path(source)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: not a VOC dataset folder")
+    if not Path(source).is_dir():
+        raise DatasetError(f"{source}: not a VOC dataset folder")
+    # One absolute, link-free root: a relative path, `.`, an absolute path and a path
+    # through a symlinked folder all give the same image paths and messages.
+    root = Path(os.path.realpath(source))
     problems: list[str] = []
     report = LoadReport(source=str(root) + (f" [{split}]" if split else ""))
     all_xml: list[Path]
