@@ -225,3 +225,21 @@ def test_cli_predict_usage_errors(tmp_path: Path) -> None:
         )
         == 1
     )
+
+
+def test_decompression_bomb_is_counted_as_failed_and_counts_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An image over Pillow's pixel limit fails alone; the run goes on and writes counts.csv."""
+    src = tmp_path / "in"
+    good = photo(src / "a.png", (10, 10, 30, 30))  # 80 x 60 = 4800 px
+    bomb = photo(src / "huge.png", (1, 1, 5, 5), size=(200, 200))  # 40000 px
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)
+    run = predict_to_folder(bright_model, NAMES, [bomb, good], tmp_path / "out")
+    assert [p.ok for p in run.predictions] == [False, True]
+    assert "huge.png" in str(run.failed[0].error) and "decompression bomb" in str(
+        run.failed[0].error
+    )
+    rows = list(csv.DictReader((tmp_path / "out" / "counts.csv").open()))
+    assert [Path(r["image"]).name for r in rows] == ["huge.png", "a.png"]
+    assert "decompression bomb" in rows[0]["error"] and rows[1]["error"] == ""

@@ -230,3 +230,106 @@ def test_real_phone_photo_reduced_decode(varroa_yaml: Path) -> None:
     h, w = read_image_hw(photos[0])
     img = load_image(photos[0], max_size=640)
     assert img.size == reduced_size((w, h), 640) and max(img.size) == 640
+
+
+def marked(w: int = 7, h: int = 5) -> Image.Image:
+    """A small upright image with a different value in every pixel (no symmetry at all)."""
+    a = np.zeros((h, w, 3), np.uint8)
+    a[..., 0] = (np.arange(w * h).reshape(h, w) * 5) % 256
+    a[..., 1] = 255 - a[..., 0]
+    a[0, 0] = (255, 255, 255)  # the top-left corner is marked
+    return Image.fromarray(a)
+
+
+_LOSSLESS = {".png": {}, ".tif": {}, ".webp": {"lossless": True}}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+@pytest.mark.parametrize("ext", [".png", ".tif", ".webp", ".jpg"])
+def test_every_format_and_orientation_is_upright_once(
+    tmp_path: Path, orientation: int, ext: str
+) -> None:
+    """JPEG, PNG, WebP and TIFF with EXIF orientation 1-8 decode to the upright pixels.
+
+    Pillow's TIFF plugin transposes by itself while loading; the library used to apply
+    the orientation a second time (and to swap the header size twice).
+    """
+    if ext == ".jpg":
+        up = quadrants()
+        path = store(tmp_path / f"o{orientation}{ext}", up, orientation, quality=95)
+    else:
+        up = marked()
+        path = store(tmp_path / f"o{orientation}{ext}", up, orientation, **_LOSSLESS[ext])
+    w, h = up.size
+    assert read_image_hw(path) == (h, w)
+    with Image.open(path) as raw:
+        fresh = upright(raw)
+    big = load_image(path, max_size=max(w, h) * 2)  # the max_size path, no resize
+    for img in (load_image(path), big, fresh):
+        assert img.size == (w, h)
+        if ext == ".jpg":
+            assert corner_colors(img) == corner_colors(up)
+        else:
+            np.testing.assert_array_equal(np.asarray(img), np.asarray(up))
+
+
+@pytest.mark.parametrize("orientation", [2, 5, 6, 8])
+def test_tiff_reduced_decode_is_upright_and_of_the_reduced_size(
+    tmp_path: Path, orientation: int
+) -> None:
+    """A rotated TIFF shrunk with max_size has the upright reduced size and layout."""
+    up = quadrants(400, 300)
+    path = store(tmp_path / "big.tif", up, orientation)
+    small = load_image(path, max_size=64)
+    assert small.size == (64, 48)
+    assert corner_colors(small) == corner_colors(up)
+
+
+def test_decompression_bomb_is_an_image_read_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pillow's DecompressionBombError becomes ImageReadError naming the file."""
+    p = tmp_path / "bomb.png"
+    Image.new("RGB", (30, 30)).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 900 px > 2 x limit: an error
+    for read in (read_image_hw, load_image):
+        with pytest.raises(ImageReadError, match=r"bomb\.png.*decompression bomb"):
+            read(p)
+
+
+def test_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
+    """A FIFO named like an image is an ImageReadError, not a hang.
+
+    A helper thread unblocks a reader that did open the FIFO, so the old code fails
+    (with another message) instead of hanging the test run.
+    """
+    import errno
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    stop = threading.Event()
+
+    def unblock() -> None:
+        while not stop.is_set():
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError as e:  # ENXIO: nobody reads the FIFO yet
+                if e.errno != errno.ENXIO:
+                    return
+                stop.wait(0.05)
+            else:
+                os.close(fd)
+
+    helper = threading.Thread(target=unblock, daemon=True)
+    helper.start()
+    try:
+        for read in (read_image_hw, load_image):
+            with pytest.raises(ImageReadError, match=r"pipe\.jpg: not a regular file"):
+                read(fifo)
+        with pytest.raises(ImageReadError, match=r"not a regular file"):
+            read_image_hw(tmp_path)  # a folder
+    finally:
+        stop.set()
+        helper.join()

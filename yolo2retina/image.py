@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -48,14 +49,61 @@ _TRANSPOSE = {
 
 
 def _open(path: str | os.PathLike[str]) -> Image.Image:
+    """``Image.open`` for regular files only, every failure an :class:`ImageReadError`.
+
+    A FIFO, device or folder is refused before it is opened (opening a FIFO would block
+    until something writes to it). Pillow's ``DecompressionBombError`` (an image of more
+    than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) is refused here too; its
+    ``DecompressionBombWarning`` (between one and two times the limit) stays a warning.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file not found") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise ImageReadError(f"{path}: cannot read image: {e}") from None
+    if not stat.S_ISREG(mode):
+        raise ImageReadError(f"{path}: not a regular file (a folder, FIFO or device); not opened")
     try:
         return Image.open(path)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: image file not found") from None
     except UnidentifiedImageError:
         raise ImageReadError(f"{path}: not a readable image (unknown or corrupt format)") from None
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: {_bomb_message(e)}") from None
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read image: {e}") from None
+
+
+def _bomb_message(e: Exception) -> str:
+    return (
+        f"refused as a possible decompression bomb ({e}); if the image is genuine, raise "
+        "PIL.Image.MAX_IMAGE_PIXELS"
+    )
+
+
+def _header_is_upright(img: Image.Image) -> bool:
+    """Whether Pillow already reports the size after EXIF orientation (its TIFF plugin does)."""
+    if img.format != "TIFF":
+        return False
+    tags = getattr(img, "tag_v2", None)
+    try:
+        stored_wh = (int(tags[256]), int(tags[257]))  # type: ignore[index]
+    except (TypeError, KeyError, ValueError):
+        return False
+    return img.size != stored_wh
+
+
+def _orientation_left(img: Image.Image, before: int) -> int:
+    """The EXIF orientation still to apply after ``img.load()``.
+
+    Pillow's TIFF plugin transposes while loading and then deletes the tag; applying
+    ``before`` again would rotate twice. Other formats load pixels as stored.
+    """
+    if before != 1 and img.format == "TIFF" and exif_orientation(img) == 1:
+        return 1
+    return before
 
 
 def exif_orientation(img: Image.Image) -> int:
@@ -82,11 +130,12 @@ def read_image_hw(path: str | os.PathLike[str]) -> tuple[int, int]:
     """``(height, width)`` of an image after EXIF orientation, from its header only.
 
     Raises:
-        ImageReadError: missing, unreadable or not an image.
+        ImageReadError: missing, not a regular file, unreadable, not an image, or larger
+            than Pillow's decompression-bomb limit.
     """
     with _open(path) as img:
         w, h = img.size
-        if exif_orientation(img) in (5, 6, 7, 8):
+        if exif_orientation(img) in (5, 6, 7, 8) and not _header_is_upright(img):
             w, h = h, w
     if w <= 0 or h <= 0:
         raise ImageReadError(f"{path}: image has an empty size {w}x{h}")
@@ -130,7 +179,11 @@ def upright(img: Image.Image) -> Image.Image:
     ``None``: after ``ImageOps.exif_transpose``, ``convert``, ``copy``, a crop ...) is
     taken as already upright. The mode is converted to 8-bit RGB.
     """
-    orientation = exif_orientation(img) if img.format is not None else 1
+    orientation = 1
+    if img.format is not None:
+        orientation = exif_orientation(img)
+        img.load()
+        orientation = _orientation_left(img, orientation)
     out = _to_rgb(img)
     if orientation in _TRANSPOSE:
         out = out.transpose(_TRANSPOSE[orientation])
@@ -140,7 +193,8 @@ def upright(img: Image.Image) -> Image.Image:
 def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> Image.Image:
     """Decode an image as upright RGB.
 
-    EXIF orientation is applied (all 8 cases), and RGBA, P, L, CMYK and 16-bit images
+    EXIF orientation is applied exactly once (all 8 cases; JPEG, PNG, WebP and TIFF,
+    whose Pillow plugin transposes by itself), and RGBA, P, L, CMYK and 16-bit images
     are converted to 8-bit RGB (transparent pixels become black).
 
     Args:
@@ -151,7 +205,8 @@ def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> 
             has the same size as a full decode followed by the resize.
 
     Raises:
-        ImageReadError: the file is missing, unreadable, truncated or corrupt.
+        ImageReadError: the file is missing, not a regular file, unreadable, truncated,
+            corrupt, or larger than Pillow's decompression-bomb limit.
     """
     if max_size is not None and max_size < 1:
         raise ConfigError(f"max_size must be >= 1, got {max_size}")
@@ -167,11 +222,18 @@ def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> 
                 # smallest scale that is still >= target_wh, the resize below is exact.
                 img.draft("RGB", target_wh)
         img.load()
+        left = _orientation_left(img, orientation)
+        if left != orientation and max_size is not None:  # the plugin transposed the pixels
+            target_wh = reduced_size(img.size, max_size) if max(img.size) > max_size else None
+        orientation = left
         out = _to_rgb(img)
         if target_wh is not None and out.size != target_wh:
             out = out.resize(target_wh, Image.Resampling.BILINEAR, reducing_gap=None)
         if orientation in _TRANSPOSE:
             out = out.transpose(_TRANSPOSE[orientation])
+    except Image.DecompressionBombError as e:
+        img.close()
+        raise ImageReadError(f"{Path(path)}: {_bomb_message(e)}") from None
     except (OSError, ValueError, SyntaxError) as e:
         img.close()
         raise ImageReadError(
