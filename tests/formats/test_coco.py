@@ -410,3 +410,69 @@ def test_relative_absolute_symlinked_and_dot_paths_agree(
         dot = "." if (ds / where).is_dir() else Path(where).name
         assert _summary(read_coco(dot, split)) == want, cwd
         assert _summary(load_annotations(dot, split=split)) == want, cwd
+
+
+# -- every box that passes stays valid ------------------------------------------------------
+
+
+def test_box_with_no_area_in_float32_is_a_counted_drop(tmp_path: Path) -> None:
+    """A width of 1e-9 has area in float64 but none once stored: dropped, named, counted."""
+    f = make_coco(tmp_path, 1, [_ann(1, 1, 1, [1, 1, 5, 5]), _ann(7, 1, 1, [1, 1, 1e-9, 5])])
+    ann = read_coco(f)
+    assert ann.num_boxes == 1 and ann.report.dropped_zero_area == 1
+    assert any(r"annotations[1] (id 7): zero-area" in d for d in ann.report.details)
+    assert [len(t) for t in ann.targets()] == [1]
+    with pytest.raises(DatasetError, match=r"ann\.json: annotations\[1\] \(id 7\): zero-area"):
+        read_coco(f, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ({"bbox": "1234"}, r"malformed bbox '1234'"),
+        ({"bbox": [True, 0, 5, 5]}, r"malformed bbox \[True, 0, 5, 5\]"),
+        ({"bbox": {"x": 1, "y": 1, "w": 2, "h": 2}}, "malformed bbox"),
+        ({"iscrowd": 0.5}, "'iscrowd' must be 0 or 1, got 0.5"),
+        ({"iscrowd": 1.9}, "'iscrowd' must be 0 or 1, got 1.9"),
+        ({"iscrowd": "1"}, "'iscrowd' must be 0 or 1, got '1'"),
+        ({"iscrowd": 2}, "'iscrowd' must be 0 or 1, got 2"),
+        ({"difficult": 0.5}, "'difficult' must be 0 or 1, got 0.5"),
+        ({"truncated": "0"}, "'truncated' must be 0 or 1, got '0'"),
+    ],
+    ids=lambda v: str(v) if not isinstance(v, dict) else "-".join(map(str, v.values())),
+)
+@pytest.mark.parametrize("pieces", [False, True], ids=["whole", "in-pieces"])
+def test_values_are_never_coerced(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    field: dict[str, Any],
+    message: str,
+    pieces: bool,
+) -> None:
+    """A string or boolean bbox and a non-0/1 flag are errors naming file, index and id."""
+    import yolo2retina.formats.coco as coco
+
+    anns = _many(2, 20)
+    anns[13].update(field)
+    f = make_coco(tmp_path, 2, anns)
+    if pieces:  # the file is then "large": its annotations are parsed piece by piece
+        monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+        assert f.stat().st_size > 2 * coco.CHUNK_BYTES
+    with pytest.raises(DatasetError, match=rf"ann\.json: annotations\[13\] \(id 14\): {message}"):
+        read_coco(f)
+
+
+def test_flags_accept_json_booleans(tmp_path: Path) -> None:
+    """iscrowd true/false mean 1/0 (the JSON spelling of a flag), nothing else is converted."""
+    anns = [_ann(1, 1, 1, [1, 1, 5, 5], iscrowd=True), _ann(2, 1, 1, [1, 1, 6, 6], iscrowd=False)]
+    assert read_coco(make_coco(tmp_path, 1, anns)).flags.tolist() == [FLAG_CROWD, 0]
+
+
+@pytest.mark.parametrize("value", [64.5, "64", True, 1e30])
+def test_image_size_must_be_a_whole_number(tmp_path: Path, value: object) -> None:
+    """An image width of 64.5, "64", true or 1e30 is an error, not truncated or cast."""
+    f = _bad_json(tmp_path, [{**IMG[0], "width": value}], [])
+    with pytest.raises(DatasetError, match=r"images\[0\]: 'width' is not a whole number"):
+        read_coco(f)
+    f.write_text(json.dumps(coco_dict([{**IMG[0], "width": 64.0}], [])))
+    assert read_coco(f).image_hw(0) == (48, 64)  # 64.0 is a whole number

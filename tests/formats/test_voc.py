@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
@@ -281,3 +282,91 @@ def test_relative_absolute_symlinked_and_dot_paths_agree(
     assert _summary(load_annotations(".", split=split)) == want
     monkeypatch.chdir(tmp_path / "link" / layout)  # a working directory reached through a link
     assert _summary(read_voc(".", split)) == want
+
+
+# -- every box that passes stays valid ------------------------------------------------------
+
+
+def test_box_with_no_area_in_float32_is_a_counted_drop(tmp_path: Path) -> None:
+    """A ymax of 1e-320 has area in float64 but none once stored: dropped, named, counted."""
+    make_voc(
+        tmp_path,
+        {"a": [{"name": "x", "box": (1, 1, 5, 5)}, {"name": "x", "box": (1, 1, 5, "1e-320")}]},
+    )
+    ann = read_voc(tmp_path)
+    assert ann.num_boxes == 1 and ann.report.dropped_zero_area == 1
+    assert any("a.xml: object 2 ('x'): zero-area" in d for d in ann.report.details)
+    assert [len(t) for t in ann.targets()] == [1]
+    with pytest.raises(DatasetError, match=r"a\.xml: object 2 \('x'\): zero-area"):
+        read_voc(tmp_path, strict=True)
+
+
+_TWO_BNDBOX = (
+    "<annotation><filename>a.jpg</filename><object><name>x</name>"
+    "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>"
+    "<bndbox><xmin>2</xmin><ymin>2</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"
+)
+_TWO_XMIN = (
+    "<annotation><filename>a.jpg</filename><object><name>x</name><bndbox>"
+    "<xmin>1</xmin><xmin>3</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>"
+    "</annotation>"
+)
+_TWO_NAMES = (
+    "<annotation><filename>a.jpg</filename><object><name>x</name><name>y</name><bndbox>"
+    "<xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object></annotation>"
+)
+_TWO_WIDTHS = (
+    "<annotation><filename>a.jpg</filename><size><width>64</width><width>32</width>"
+    "<height>48</height></size></annotation>"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (_TWO_BNDBOX, r"object 1 \('x'\): 2 <bndbox> elements"),
+        (_TWO_XMIN, r"object 1 \('x'\): 2 <xmin> elements"),
+        (_TWO_NAMES, r"object 1: 2 <name> elements"),
+        (_TWO_WIDTHS, r"2 <width> elements"),
+    ],
+    ids=["bndbox", "xmin", "name", "width"],
+)
+def test_repeated_elements_are_errors(tmp_path: Path, text: str, message: str) -> None:
+    """An object with two <bndbox>, a box with two <xmin> (and the like) is ambiguous."""
+    write_image(tmp_path / "a.jpg", (64, 48))
+    (tmp_path / "a.xml").write_text(text)
+    with pytest.raises(DatasetError, match=rf"a\.xml: {message}"):
+        read_voc(tmp_path)
+
+
+def test_same_stem_images_are_refused_by_the_writer_before_writing(tmp_path: Path) -> None:
+    """write_voc names annotation files by stem, so a.jpg and a.png would share a.xml."""
+    a = make_annotations(tmp_path / "src", [[((1, 1, 9, 9), 0, 0)]], prefix="a")
+    b = make_annotations(tmp_path / "src", [[((2, 2, 9, 9), 1, 0)]], prefix="a")
+    jpg = tmp_path / "src" / "a0.jpg"
+    write_image(jpg, (64, 48))
+    b = attrs.evolve(b, paths=np.array([str(jpg)]))
+    with pytest.raises(DatasetError, match=r"a0\.jpg: same output name as .*a0\.png"):
+        write_voc({"train": a, "val": b}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_same_stem_images_beside_one_xml_are_refused(tmp_path: Path) -> None:
+    """A flat folder's a.jpg and a.png cannot both go with a.xml: an error names both."""
+    write_image(tmp_path / "a.jpg", (64, 48))
+    write_image(tmp_path / "a.png", (64, 48))
+    (tmp_path / "a.xml").write_text(
+        voc_xml("a.jpg", (64, 48), [{"name": "x", "box": (1, 1, 5, 5)}])
+    )
+    with pytest.raises(DatasetError, match=r"a\.xml: images a\.jpg, a\.png share its stem"):
+        read_voc(tmp_path)
+
+
+def test_same_stem_images_without_filename_are_refused(tmp_path: Path) -> None:
+    """With no <filename>, JPEGImages/a.jpg and a.png leave the xml's image undecided."""
+    make_voc(tmp_path, {"a": []})
+    write_image(tmp_path / "JPEGImages" / "a.png", (64, 48))
+    text = (tmp_path / "Annotations" / "a.xml").read_text()
+    (tmp_path / "Annotations" / "a.xml").write_text(text.replace("<filename>a.jpg</filename>", ""))
+    with pytest.raises(DatasetError, match=r"a\.xml: no <filename>, .*a\.jpg, .*a\.png"):
+        read_voc(tmp_path)

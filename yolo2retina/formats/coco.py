@@ -28,8 +28,10 @@ import gc
 import importlib
 import itertools
 import json
+import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -94,10 +96,28 @@ def _load_json(file: Path) -> tuple[Any, set[str]]:
         raise DatasetError(f"{file}: cannot read: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise DatasetError(f"{file}: not UTF-8 text: {e}") from None
+    except RecursionError:  # the stdlib parser recurses once per nesting level
+        raise DatasetError(f"{file}: invalid JSON: nested too deeply to parse") from None
     except ValueError as e:  # json.JSONDecodeError and orjson.JSONDecodeError
         line, col = getattr(e, "lineno", 0), getattr(e, "colno", 0)
         msg = getattr(e, "msg", str(e))
         raise DatasetError(f"{file}:{line}:{col}: invalid JSON: {msg}") from None
+
+
+def _not_regular(path: str | Path) -> str | None:
+    """``None`` for a regular file (after links); else why not. Never opens ``path``.
+
+    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file; only regular files are read"
+    return None
 
 
 def _as_list(file: Path, key: str, value: Any) -> list[Any]:
@@ -114,7 +134,10 @@ def _find_json(path: Path, split: str | None) -> Path:
     if path.is_file():
         return path
     if not path.is_dir():
-        raise DatasetError(f"{path}: no such COCO JSON file or folder")
+        why = _not_regular(path)
+        if why is None or why == "not found":
+            raise DatasetError(f"{path}: no such COCO JSON file or folder")
+        raise DatasetError(f"{path}: {why}")
     if split is None:
         files = _json_files(path)
         if len(files) == 1:
@@ -209,7 +232,8 @@ def _id_columns(
             col: npt.NDArray[Any] | None = np.array(list(map(itemgetter(key), anns)))
         except (KeyError, TypeError, ValueError, OverflowError):
             col = None
-        if col is None or col.dtype.kind not in "iu" or col.shape != (m,):
+        # "u" (a value >= 2**63) would wrap around in int64: walk those records too
+        if col is None or col.dtype.kind != "i" or col.shape != (m,):
             col = _column(
                 anns,
                 itemgetter(key),
@@ -225,27 +249,79 @@ def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
     return lambda i: f"{at(i)}: {text}"
 
 
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for messages that quote the file."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _bboxes(anns: list[Any], at: Callable[[int], str]) -> npt.NDArray[np.float64]:
-    """``(M, 4) float64`` bbox column; a bbox that is not 4 numbers is an error naming it."""
+    """``(M, 4) float64`` bbox column; a bbox that is not a list of 4 JSON numbers is an
+    error naming it (a string ``"1234"`` or ``[true, 0, 5, 5]`` is not converted)."""
     m = len(anns)
     bboxes = list(map(methodcaller("get", "bbox"), anns))
     try:
-        lens = np.fromiter(map(len, bboxes), np.int64, count=m)
-        if bool((lens == 4).all()):
-            flat = np.fromiter(itertools.chain.from_iterable(bboxes), np.float64, count=4 * m)
-            return flat.reshape(m, 4)
-    except (TypeError, ValueError):
+        if set(map(type, bboxes)) <= {list}:
+            lens = np.fromiter(map(len, bboxes), np.int64, count=m)
+            if bool((lens == 4).all()) and (
+                set(map(type, itertools.chain.from_iterable(bboxes))) <= _NUMBER_TYPES
+            ):
+                flat = np.fromiter(itertools.chain.from_iterable(bboxes), np.float64, count=4 * m)
+                return flat.reshape(m, 4)
+    except (TypeError, ValueError, OverflowError):
         pass
     for i, b in enumerate(bboxes):
+        if b is None:
+            raise DatasetError(f"{at(i)}: no 'bbox'")
         try:
-            if len(b) != 4:
+            if type(b) is not list or len(b) != 4 or not set(map(type, b)) <= _NUMBER_TYPES:
                 raise ValueError
             np.asarray(b, dtype=np.float64)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DatasetError(
-                f"{at(i)}: malformed bbox {b!r}: expected [x, y, width, height]"
+                f"{at(i)}: malformed bbox {_show(b)}: expected [x, y, width, height] numbers"
             ) from None
     raise DatasetError(f"{at(0)}: malformed bbox")  # pragma: no cover
+
+
+def _flag_column(anns: list[Any], key: str, at: Callable[[int], str]) -> npt.NDArray[np.int64]:
+    """``(M,) int64`` 0/1 column of an optional flag key (absent = 0).
+
+    Only ``0``, ``1``, ``false`` and ``true`` are flags; ``0.5``, ``1.9`` or ``"1"`` are
+    errors naming the record rather than values rounded or cast into a flag.
+    """
+    values = list(map(methodcaller("get", key, 0), anns))
+    if set(map(type, values)) <= {int, bool}:
+        col = np.fromiter((v if -2 < v < 2 else 2 for v in values), np.int64, count=len(values))
+        if bool(((col == 0) | (col == 1)).all()):
+            return col
+    for i, v in enumerate(values):
+        if type(v) not in (int, bool) or v not in (0, 1):
+            raise DatasetError(f"{at(i)}: '{key}' must be 0 or 1, got {_show(v)}")
+    raise DatasetError(f"{at(0)}: bad '{key}'")  # pragma: no cover
+
+
+def _pixels_column(
+    records: list[Any], key: str, bad: Callable[[int], str]
+) -> npt.NDArray[np.int64]:
+    """``(N,) int64`` image width or height (absent = 0): whole numbers only, so ``640.5``,
+    ``"640"`` or ``true`` are errors rather than truncated or cast."""
+    values = list(map(methodcaller("get", key, 0), records))
+    try:
+        if set(map(type, values)) <= {int}:
+            return np.fromiter(values, np.int64, count=len(values))
+    except OverflowError:
+        pass
+    out = np.zeros(len(values), np.int64)
+    for i, v in enumerate(values):
+        ok = type(v) is int or (type(v) is float and math.isfinite(v) and v.is_integer())
+        if not ok or not -(2**62) < v < 2**62:
+            raise DatasetError(f"{bad(i)}, got {_show(v)}")
+        out[i] = int(v)
+    return out
 
 
 _Columns = tuple[
@@ -261,21 +337,13 @@ _Columns = tuple[
 def _ann_columns(anns: list[Any], at: Callable[[int], str], extras: set[str]) -> _Columns:
     """Every annotation field the reader needs, as arrays (errors name the record)."""
     ann_ids, ann_img, ann_cat = _id_columns(anns, at)
-    crowd = _column(
-        anns,
-        methodcaller("get", "iscrowd", 0),
-        np.int64,
-        _message(at, "'iscrowd' must be 0 or 1"),
-        None,
-    )
+    crowd = _flag_column(anns, "iscrowd", at)
     xywh = _bboxes(anns, at)
     flags = np.where(crowd != 0, FLAG_CROWD, 0).astype(np.uint8)
     for key, bit in (("difficult", FLAG_DIFFICULT), ("truncated", FLAG_TRUNCATED)):
         if key not in extras:  # the key appears nowhere in the file: skip a pass
             continue
-        v = _column(
-            anns, methodcaller("get", key, 0), np.int64, _message(at, f"'{key}' must be 0 or 1")
-        )
+        v = _flag_column(anns, key, at)
         flags |= np.where(v != 0, bit, 0).astype(np.uint8)
     return ann_ids, ann_img, ann_cat, crowd, xywh, flags
 
@@ -310,7 +378,7 @@ def _chunked(
                 break
             try:
                 piece = loads(b"[" + raw[pos : cut.start() + 1] + b"]")
-            except ValueError:
+            except (ValueError, RecursionError):
                 continue
             nxt = cut.end() - 1
             break
@@ -320,7 +388,7 @@ def _chunked(
                     return None
                 try:
                     piece = loads(b"[" + raw[pos : close.start() + 1] + b"]")
-                except ValueError:
+                except (ValueError, RecursionError):
                     continue
                 end = close.end() - 1
                 break
@@ -335,7 +403,7 @@ def _chunked(
             pos = nxt
     try:
         data = loads(raw[: m.end()] + raw[end:])
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("annotations") != []:
         return None  # the array found was not the top-level one
@@ -481,14 +549,15 @@ def _read_coco(
     data, extras, cols = _load_coco(file)
     if not isinstance(data, dict):
         raise DatasetError(f"{file}: expected a JSON object with 'images' and 'annotations'")
-    images = data.get("images")
-    anns = data.get("annotations", [])
-    cats = data.get("categories")
-    images, anns, cats = (
-        _as_list(file, "images", images),
-        _as_list(file, "annotations", anns),
-        _as_list(file, "categories", cats),
-    )
+    images = _as_list(file, "images", data.get("images"))
+    anns = _as_list(file, "annotations", data.get("annotations", []))
+    if anns and not any(isinstance(a, dict) and "bbox" in a for a in anns):
+        raise DatasetError(
+            f"{file}: no bbox in this file: none of its {len(anns)} annotations has a 'bbox', "
+            "so it is not a COCO object-detection (instances) file; captions and panoptic "
+            "files hold no boxes"
+        )
+    cats = _as_list(file, "categories", data.get("categories"))
     report = LoadReport(source=str(file))
     problems: list[str] = []
 
@@ -539,17 +608,11 @@ def _read_coco(
         raise DatasetError(
             f"{file}: duplicate image ids: {shown}" + (" ..." if len(dup) > 10 else "")
         )
-    widths = _column(
-        images,
-        methodcaller("get", "width", 0),
-        np.int64,
-        lambda i: f"{file}: images[{i}]: 'width' is not an integer",
+    widths = _pixels_column(
+        images, "width", lambda i: f"{file}: images[{i}]: 'width' is not a whole number"
     )
-    heights = _column(
-        images,
-        methodcaller("get", "height", 0),
-        np.int64,
-        lambda i: f"{file}: images[{i}]: 'height' is not an integer",
+    heights = _pixels_column(
+        images, "height", lambda i: f"{file}: images[{i}]: 'height' is not a whole number"
     )
     file_names = list(map(methodcaller("get", "file_name"), images))
     root = os.path.realpath(images_root) if images_root is not None else str(file.parent)
@@ -559,26 +622,55 @@ def _read_coco(
     unusual = [
         i
         for i, fn in enumerate(file_names)
-        if type(fn) is not str or not fn or ".." in fn or fn[0] in "/\\" or fn[1:2] == ":"
+        if type(fn) is not str
+        or not fn
+        or not fn.isascii()
+        or ".." in fn
+        or "./" in fn
+        or "//" in fn
+        or "\x00" in fn
+        or fn[0] in "/\\"
+        or fn[1:2] == ":"
     ]
     for i in unusual:
         fn = file_names[i]
+        where = f"{file}: images[{i}] (id {img_ids[i]})"
+        paths[i] = ""  # until it passes: a refused name is never looked at
         if not isinstance(fn, str) or not fn:
-            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): missing 'file_name'")
-            paths[i] = ""
+            problems.append(f"{where}: missing 'file_name'")
+            continue
+        if "\x00" in fn:
+            problems.append(f"{where}: file_name {_show(fn)} contains a NUL byte")
+            continue
+        try:
+            os.fsencode(fn)
+        except UnicodeError:
+            problems.append(f"{where}: file_name {_show(fn)} is not a valid file name here")
             continue
         full = os.path.normpath(os.path.join(root, fn))
         if not allow_outside_root and not full.startswith(root_sep):
+            how = "is absolute" if os.path.isabs(fn) else "escapes the images root"
             problems.append(
-                f"{file}: images[{i}] (id {img_ids[i]}): file_name '{fn}' "
-                + ("is absolute" if os.path.isabs(fn) else "escapes the images root")
-                + f" {root}; pass allow_outside_root=True to accept it"
+                f"{where}: file_name {_show(fn)} {how} ({root}); pass allow_outside_root=True "
+                "to accept files outside it"
             )
+            continue
         paths[i] = full
+    first: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        if path and (j := first.setdefault(path, i)) != i:
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}): file_name {_show(file_names[i])} is "
+                f"the same file as images[{j}] (id {img_ids[j]}); one file cannot be two images"
+            )
     hw = np.stack([heights, widths], axis=1) if n else np.zeros((0, 2), np.int64)
     if verify_images:
         for i in tqdm(range(n), desc="image headers", disable=not progress):
             if not paths[i]:
+                continue
+            why = _not_regular(paths[i])
+            if why is not None:  # a FIFO or /dev/stdin would block the header read
+                problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {paths[i]} {why}")
                 continue
             try:
                 h, w = read_image_hw(paths[i])
@@ -609,7 +701,7 @@ def _read_coco(
     if cols is None:
         cols = _ann_columns(anns, at_record, extras)
     anns, data = [], None  # let the parsed records go
-    ann_ids, ann_img, ann_cat, crowd, xywh, flags = cols
+    ann_ids, ann_img, ann_cat, _crowd, xywh, flags = cols
     del cols
 
     def at(i: int) -> str:
@@ -620,10 +712,6 @@ def _read_coco(
         raise DatasetError(
             f"{file}: duplicate annotation ids: {shown}" + (" ..." if len(dup) > 10 else "")
         )
-    bad_flag = np.flatnonzero((crowd < 0) | (crowd > 1))
-    for i in bad_flag.tolist():
-        problems.append(f"{at(int(i))}: 'iscrowd' must be 0 or 1, got {int(crowd[i])}")
-
     img_sorted = np.argsort(img_ids, kind="stable")
     img_index, found = _index_of(img_ids[img_sorted], img_sorted, ann_img)
     for i in np.flatnonzero(~found).tolist():

@@ -22,7 +22,10 @@ external entities are refused with an error naming the file.
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,6 +86,47 @@ def _text(el: ET.Element | None) -> str | None:
     return t or None
 
 
+#: A plain decimal number (``nan``/``inf`` too, so they are reported as non-finite);
+#: ``float()`` alone would also take ``1_000`` and non-ASCII digits.
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE
+)
+
+
+def _quote(text: str, limit: int = 60) -> str:
+    """``'text'``, cut to ``limit`` characters, for messages that quote a file's content."""
+    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}...' ({len(text)} characters)"
+
+
+class _Bad(Exception):
+    """One problem in an XML file, with its location; the object (or file) is skipped."""
+
+
+def _child(parent: ET.Element, tag: str, where: object) -> ET.Element | None:
+    """The one ``<tag>`` child of ``parent``; two are ambiguous, so an error."""
+    found = parent.findall(tag)
+    if len(found) > 1:
+        raise _Bad(f"{where}: {len(found)} <{tag}> elements in <{parent.tag}>, expected one")
+    return found[0] if found else None
+
+
+def _number(text: str, tag: str, where: object) -> float:
+    if not _NUMBER.fullmatch(text):
+        raise _Bad(f"{where}: <{tag}> {_quote(text)} is not a number")
+    return float(text)
+
+
+def _size(size: ET.Element, tag: str, xml: Path) -> int:
+    """``<width>`` or ``<height>`` in pixels; 0 when absent (size then unknown)."""
+    t = _text(_child(size, tag, xml))
+    if t is None:
+        return 0
+    v = _number(t, tag, f"{xml}: <size>")
+    if not (math.isfinite(v) and v >= 0 and v.is_integer()):
+        raise _Bad(f"{xml}: <size> <{tag}> {_quote(t)} is not a whole number of pixels")
+    return int(v)
+
+
 def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
     try:
         root = SafeET.parse(str(xml)).getroot()
@@ -97,74 +141,161 @@ def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
         problems.append(f"{xml}:{line}: malformed XML: {e}")
         return None
     except OSError as e:
-        problems.append(f"{xml}: cannot read: {e.strerror}")
+        problems.append(f"{xml}: cannot read: {e.strerror or e}")
         return None
     if root is None or root.tag != "annotation":
         tag = "none" if root is None else f"<{root.tag}>"
         problems.append(f"{xml}: root element is {tag}, expected <annotation>")
         return None
-    size_wh: tuple[int, int] | None = None
-    size = root.find("size")
-    if size is not None:
-        try:
-            w = int(float(_text(size.find("width")) or 0))
-            h = int(float(_text(size.find("height")) or 0))
-        except ValueError:
-            problems.append(f"{xml}: <size> width/height are not numbers")
-            return None
-        size_wh = (w, h) if w > 0 and h > 0 else None
+    try:
+        filename = _text(_child(root, "filename", xml))
+        size_wh: tuple[int, int] | None = None
+        size = _child(root, "size", xml)
+        if size is not None:
+            w, h = _size(size, "width", xml), _size(size, "height", xml)
+            size_wh = (w, h) if w > 0 and h > 0 else None
+    except _Bad as e:
+        problems.append(str(e))
+        return None
     objects = []
     for k, obj in enumerate(root.findall("object"), 1):  # <part> children are ignored
         where = f"{xml}: object {k}"
-        name = _text(obj.find("name"))
-        if name is None:
-            problems.append(f"{where}: no <name>")
-            continue
-        where = f"{where} ('{name}')"
-        bnd = obj.find("bndbox")
-        if bnd is None:
-            problems.append(f"{where}: no <bndbox>")
-            continue
-        vals = []
-        for tag in _COORDS:  # found by tag, so any child order works
-            t = _text(bnd.find(tag))
-            if t is None:
-                problems.append(f"{where}: <bndbox> has no <{tag}>")
-                break
-            try:
-                vals.append(float(t))
-            except ValueError:
-                problems.append(f"{where}: <{tag}> '{t}' is not a number")
-                break
-        else:
+        try:
+            name = _text(_child(obj, "name", where))
+            if name is None:
+                raise _Bad(f"{where}: no <name>")
+            where = f"{where} ({_quote(name)})"
+            bnd = _child(obj, "bndbox", where)
+            if bnd is None:
+                raise _Bad(f"{where}: no <bndbox>")
+            vals = []
+            for tag in _COORDS:  # found by tag, so any child order works
+                t = _text(_child(bnd, tag, where))
+                if t is None:
+                    raise _Bad(f"{where}: <bndbox> has no <{tag}>")
+                vals.append(_number(t, tag, where))
             flags = 0
             for tag, bit in _FLAG_TAGS:
-                t = _text(obj.find(tag))
+                t = _text(_child(obj, tag, where))
                 if t is None:
                     continue
                 if t not in ("0", "1"):
-                    problems.append(f"{where}: <{tag}> must be 0 or 1, got '{t}'")
-                elif t == "1":
+                    raise _Bad(f"{where}: <{tag}> must be 0 or 1, got {_quote(t)}")
+                if t == "1":
                     flags |= bit
-            objects.append(_Object(name, (vals[0], vals[1], vals[2], vals[3]), flags, where))
-    return _Record(xml, _text(root.find("filename")), size_wh, objects)
+        except _Bad as e:
+            problems.append(str(e))
+            continue
+        objects.append(_Object(name, (vals[0], vals[1], vals[2], vals[3]), flags, where))
+    return _Record(xml, filename, size_wh, objects)
 
 
-def _find_image(rec: _Record, image_dirs: Sequence[Path]) -> Path | None:
-    cands = []
-    for d in image_dirs:
-        if rec.filename:
-            cands.append(d / rec.filename)
-        cands += [d / (rec.xml.stem + ext) for ext in (".jpg", ".jpeg", ".png", ".JPG", ".PNG")]
-    for c in cands:
-        if c.is_file():
-            return c
-    if rec.filename is None:
-        for d in image_dirs:
-            for ext in IMAGE_EXTENSIONS:
-                if (d / (rec.xml.stem + ext)).is_file():
-                    return d / (rec.xml.stem + ext)
+def _not_regular(path: Path) -> str | None:
+    """``None`` for a regular file (after links); else why not. Never opens ``path``.
+
+    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "not found"
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file; only regular files are read"
     return None
+
+
+def _inside(path: str, root: Path) -> bool:
+    """Whether the normalized ``path`` lies in ``root`` (by name: links inside are fine)."""
+    return path.startswith(str(root).rstrip(os.sep) + os.sep)
+
+
+def _outside(what: str, value: str, root: Path) -> str:
+    how = "is absolute" if os.path.isabs(value) else "escapes the dataset root"
+    return (
+        f"{what} {_quote(value)} {how} ({root}); pass allow_outside_root=True to accept "
+        "files outside it"
+    )
+
+
+def _find_image(
+    rec: _Record,
+    image_dirs: Sequence[Path],
+    root: Path,
+    allow_outside_root: bool,
+    problems: list[str],
+) -> Path | None:
+    """The image of ``rec``: ``<filename>``, else ``{xml stem}.{ext}``; ``None`` after a problem.
+
+    Only regular files are taken; a name that leaves ``root`` is refused before anything
+    is looked at, unless ``allow_outside_root``.
+    """
+    cands: list[Path] = []
+    if rec.filename:
+        named = [os.path.normpath(os.path.join(d, rec.filename)) for d in image_dirs]
+        if not allow_outside_root and not all(_inside(c, root) for c in named):
+            problems.append(f"{rec.xml}: " + _outside("<filename>", rec.filename, root))
+            return None
+        cands += [Path(c) for c in named]
+    exts: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
+    if rec.filename is None:
+        exts += tuple(e for e in IMAGE_EXTENSIONS if e not in exts)
+    stem_cands = [d / (rec.xml.stem + ext) for d in image_dirs for ext in exts]
+    for c in cands:
+        why = _not_regular(c)
+        if why is None:
+            return c
+        if why != "not found":
+            problems.append(f"{rec.xml}: image {c} {why}")
+            return None
+    found: dict[tuple[int, int] | Path, Path] = {}
+    for c in stem_cands:  # one file seen under two names (a.jpg, a.JPG on macOS) counts once
+        try:
+            st = os.stat(c)
+        except (OSError, ValueError):
+            if c.is_symlink():  # a dangling link: reported below as unreadable
+                found[c] = c
+            continue
+        found.setdefault((st.st_dev, st.st_ino), c)
+    if len(found) > 1:
+        problems.append(
+            f"{rec.xml}: "
+            + (
+                "no <filename>"
+                if rec.filename is None
+                else f"image {_quote(rec.filename)} not found"
+            )
+            + ", and several images have its stem: "
+            + ", ".join(str(c) for c in found.values())
+            + "; name one in <filename> or rename the others"
+        )
+        return None
+    for c in found.values():
+        why = _not_regular(c)
+        if why is not None:
+            problems.append(f"{rec.xml}: image {c} {why}")
+            return None
+        return c
+    return None
+
+
+def _read_list(file: Path) -> str:
+    """The text of an ``ImageSets`` list (UTF-8; a byte-order mark is dropped)."""
+    why = _not_regular(file)
+    if why is not None:
+        raise DatasetError(f"{file}: {why}")
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{file}: cannot read: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise DatasetError(
+            f"{file}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the list as UTF-8"
+        ) from None
 
 
 def _xml_files(folder: Path) -> list[Path]:
@@ -252,6 +383,7 @@ def read_voc(
     *,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
+    allow_outside_root: bool = False,
     progress: bool = False,
 ) -> Annotations:
     """Load a Pascal VOC split into flat :class:`Annotations`.
@@ -263,6 +395,8 @@ def read_voc(
             also finds ``valid``); ``None`` for every ``.xml`` file.
         class_names: fix the class order (label = index); unknown object names are errors.
         strict: turn clips and drops into errors.
+        allow_outside_root: accept an absolute ``<filename>``, and a ``<filename>`` or an
+            ``ImageSets`` id whose ``..`` leaves the dataset root.
         progress: show a progress bar.
 
     The ``<size>`` of each file must match the image (after EXIF orientation).
@@ -305,15 +439,22 @@ def read_voc(
                     f"{list(VocFormat().splits(root)) or 'none'}"
                 )
             xmls = []
-            for lineno, line in enumerate(lst.read_text("utf-8-sig").splitlines(), 1):
+            for lineno, line in enumerate(_read_list(lst).splitlines(), 1):
                 toks = line.split()
-                if not toks:
+                if not toks or toks[0].startswith("#"):  # blank or comment
                     continue
-                x = ann_dir / f"{toks[0]}.xml"
-                if not x.is_file():
-                    problems.append(f"{lst}:{lineno}: '{toks[0]}' has no {x}")
+                loc = f"{lst}:{lineno}"
+                x = Path(os.path.normpath(ann_dir / f"{toks[0]}.xml"))
+                if not allow_outside_root and not _inside(str(x), root):
+                    problems.append(f"{loc}: " + _outside("image id", toks[0], root))
                     continue
-                xmls.append(x)
+                why = _not_regular(x)
+                if why == "not found":
+                    problems.append(f"{loc}: {_quote(toks[0])} has no {x}")
+                elif why is not None:
+                    problems.append(f"{loc}: {x} {why}")
+                else:
+                    xmls.append(x)
         class_file_dirs = [root]
     else:
         folder = root
@@ -329,10 +470,19 @@ def read_voc(
         xmls = _xml_files(folder)
         sibling_dirs = [folder] if split is None else [root / s for s in VocFormat().splits(root)]
         all_xml = [x for d in sibling_dirs for x in _xml_files(d)]
+        by_stem: dict[str, list[Path]] = {}
+        for p in sorted(folder.iterdir()):
+            if is_image_file(p.name):
+                by_stem.setdefault(p.stem, []).append(p)
+        for x in xmls:
+            if len(by_stem.get(x.stem, ())) > 1:
+                problems.append(
+                    f"{x}: images "
+                    + ", ".join(p.name for p in by_stem[x.stem])
+                    + " share its stem, but each image needs its own .xml; rename all but one"
+                )
         stems = {x.stem for x in xmls}
-        orphans = sorted(
-            p for p in folder.iterdir() if is_image_file(p.name) and p.stem not in stems
-        )
+        orphans = sorted(p for stem, ps in by_stem.items() if stem not in stems for p in ps)
         class_file_dirs = [folder, root]
 
     records: dict[Path, _Record | None] = {}
@@ -354,12 +504,14 @@ def read_voc(
         rec = records[x]
         if rec is None:
             continue
-        img = _find_image(rec, image_dirs)
+        n_problems = len(problems)
+        img = _find_image(rec, image_dirs, root, allow_outside_root, problems)
         if img is None:
-            problems.append(
-                f"{x}: image '{rec.filename or x.stem}' not found in "
-                + ", ".join(str(d) for d in image_dirs)
-            )
+            if len(problems) == n_problems:
+                problems.append(
+                    f"{x}: image {_quote(rec.filename or x.stem)} not found in "
+                    + ", ".join(str(d) for d in image_dirs)
+                )
             continue
         try:
             h, w = read_image_hw(img)
@@ -396,6 +548,10 @@ def read_voc(
         else:
             builder.add(img, (h, w), np.zeros((0, 4)), np.zeros(0, np.int64))
     for img in orphans:
+        why = _not_regular(img)
+        if why is not None:
+            problems.append(f"{img}: {why}")
+            continue
         try:
             h, w = read_image_hw(img)
         except ImageReadError as e:
