@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -476,3 +477,152 @@ def test_image_size_must_be_a_whole_number(tmp_path: Path, value: object) -> Non
         read_coco(f)
     f.write_text(json.dumps(coco_dict([{**IMG[0], "width": 64.0}], [])))
     assert read_coco(f).image_hw(0) == (48, 64)  # 64.0 is a whole number
+
+
+# -- files outside the root, and files that are not regular files, are never opened --------
+
+
+def _never_open(monkeypatch: pytest.MonkeyPatch, paths: list[str]) -> None:
+    """Make the reader's read_image_hw fail the test when asked for one of ``paths``."""
+    import yolo2retina.formats.coco as coco
+
+    real = coco.read_image_hw
+
+    def guarded(path: str | os.PathLike[str]) -> tuple[int, int]:
+        assert os.path.realpath(path) not in paths, f"opened {path}"
+        return real(path)
+
+    monkeypatch.setattr(coco, "read_image_hw", guarded)
+
+
+@pytest.mark.parametrize("file_name", ["../outside.jpg", "/dev/stdin", "sub/../../outside.jpg"])
+def test_names_outside_the_root_are_refused_before_any_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file_name: str
+) -> None:
+    """An escaping or absolute file_name is refused without opening it (a /dev/stdin hangs)."""
+    write_image(tmp_path / "outside.jpg")
+    root = tmp_path / "root"
+    write_image(root / "im0.jpg")
+    f = root / "a.json"
+    imgs = [IMG[0], {"id": 2, "file_name": file_name, "width": 64, "height": 48}]
+    f.write_text(json.dumps(coco_dict(imgs, [])))
+    _never_open(monkeypatch, [str(tmp_path / "outside.jpg"), "/dev/stdin"])
+    with pytest.raises(
+        DatasetError, match=r"images\[1\] \(id 2\): file_name .* allow_outside_root"
+    ):
+        read_coco(f)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_images_that_are_not_regular_files_are_never_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A FIFO (it would block), a folder or a device as file_name is refused unopened."""
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "im1.jpg")
+        name, bad = "im1.jpg", str(tmp_path / "im1.jpg")
+    elif kind == "folder":
+        (tmp_path / "im1.jpg").mkdir()
+        name, bad = "im1.jpg", str(tmp_path / "im1.jpg")
+    else:
+        name, bad = "/dev/null", "/dev/null"
+    write_image(tmp_path / "im0.jpg")
+    f = tmp_path / "a.json"
+    f.write_text(json.dumps(coco_dict([IMG[0], {**IMG[1], "file_name": name}], [])))
+    _never_open(monkeypatch, [os.path.realpath(bad)])
+    with pytest.raises(DatasetError, match=rf"images\[1\] \(id 2\): {bad} is not a regular file"):
+        read_coco(f, allow_outside_root=True)
+
+
+def test_one_file_named_by_two_images_is_an_error(tmp_path: Path) -> None:
+    """Two image records with one file_name would double its boxes: both are named."""
+    f = _bad_json(tmp_path, [IMG[0], {**IMG[1], "file_name": "im0.jpg"}], [])
+    with pytest.raises(
+        DatasetError, match=r"images\[1\] \(id 2\): .* same file as images\[0\] \(id 1\)"
+    ):
+        read_coco(f)
+
+
+# -- no raw exception from bad input ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["im\x000.jpg", "im\ud800.jpg"], ids=["nul", "lone-surrogate"])
+def test_file_names_no_system_can_open_name_the_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """A NUL byte (ValueError from os.stat) or a lone surrogate is an error naming the image."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "orjson", None)  # orjson refuses lone surrogates itself
+    f = _bad_json(tmp_path, [IMG[0], {**IMG[1], "file_name": name}], [])
+    with pytest.raises(DatasetError, match=r"bad\.json: images\[1\] \(id 2\): file_name"):
+        read_coco(f)
+    with pytest.raises(DatasetError, match=r"bad\.json: images\[1\] \(id 2\): file_name"):
+        read_coco(f, verify_images=False)
+
+
+@pytest.mark.parametrize("parser", ["orjson", "json"])
+@pytest.mark.parametrize("pieces", [False, True], ids=["whole", "in-pieces"])
+def test_deeply_nested_json_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parser: str, pieces: bool
+) -> None:
+    """100000 nested '[' are an invalid-JSON error naming the file, not a RecursionError."""
+    import sys
+
+    import yolo2retina.formats.coco as coco
+
+    if parser == "json":
+        monkeypatch.setitem(sys.modules, "orjson", None)
+    else:
+        pytest.importorskip("orjson")
+    f = tmp_path / "a.json"
+    f.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(DatasetError, match=r"a\.json.*invalid JSON"):
+        read_coco(f)
+    # the same nesting inside one annotation of a file that is parsed in pieces
+    anns = _many(2, 20)
+    f = make_coco(tmp_path, 2, anns)
+    deep = "[" * 100_000 + "]" * 100_000
+    text = f.read_text()
+    assert '"bbox"' in text
+    f.write_text(text.replace('"bbox"', f'"attributes": {deep}, "bbox"', 3))
+    if pieces:
+        monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+    with pytest.raises(DatasetError, match=r"ann\.json.*invalid JSON"):
+        read_coco(f)
+
+
+@pytest.mark.parametrize(
+    "anns",
+    [
+        [{"id": 1, "image_id": 1, "caption": "a dog on a sofa"}],
+        [
+            {
+                "image_id": 1,
+                "file_name": "im0.png",
+                "segments_info": [{"id": 3, "bbox": [1, 1, 2, 2]}],
+            }
+        ],
+    ],
+    ids=["captions", "panoptic"],
+)
+def test_files_without_boxes_are_refused_as_such(
+    tmp_path: Path, anns: list[dict[str, Any]]
+) -> None:
+    """Captions and panoptic JSON say 'no bbox in this file', not 'malformed bbox None'."""
+    f = tmp_path / "a.json"
+    doc = coco_dict([IMG[0]], anns)
+    if "caption" in anns[0]:
+        del doc["categories"]  # captions files have none
+    f.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match=r"a\.json: no bbox in this file"):
+        read_coco(f)
+
+
+def test_one_annotation_without_bbox_is_named(tmp_path: Path) -> None:
+    """In a detection file, the one annotation without a bbox is named."""
+    f = _bad_json(
+        tmp_path, IMG, [_ann(1, 1, 1, [1, 1, 2, 2]), {"id": 2, "image_id": 1, "category_id": 1}]
+    )
+    with pytest.raises(DatasetError, match=r"annotations\[1\] \(id 2\): no 'bbox'"):
+        read_coco(f)

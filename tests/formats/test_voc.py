@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import attrs
@@ -369,4 +370,127 @@ def test_same_stem_images_without_filename_are_refused(tmp_path: Path) -> None:
     text = (tmp_path / "Annotations" / "a.xml").read_text()
     (tmp_path / "Annotations" / "a.xml").write_text(text.replace("<filename>a.jpg</filename>", ""))
     with pytest.raises(DatasetError, match=r"a\.xml: no <filename>, .*a\.jpg, .*a\.png"):
+        read_voc(tmp_path)
+
+
+# -- files outside the dataset, and files that are not regular files -----------------------
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot"])
+def test_filename_outside_the_root_is_refused_unless_allowed(tmp_path: Path, where: str) -> None:
+    """An absolute <filename> or one whose .. leaves the root is refused (as COCO does)."""
+    outside = write_image(tmp_path / "outside.jpg", (64, 48))
+    root = tmp_path / "ds"
+    make_voc(root, {"a": [{"name": "x", "box": (1, 1, 5, 5)}]})
+    name = str(outside) if where == "absolute" else "../../outside.jpg"
+    xml = root / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace("<filename>a.jpg<", f"<filename>{name}<"))
+    (root / "JPEGImages" / "a.jpg").unlink()
+    how = "is absolute" if where == "absolute" else "escapes the dataset root"
+    with pytest.raises(
+        DatasetError, match=rf"a\.xml: <filename> '.*outside\.jpg' {how}.*allow_outside_root=True"
+    ):
+        read_voc(root)
+    assert read_voc(root, allow_outside_root=True).image_path(0) == outside
+
+
+def test_imagesets_id_outside_the_root_is_refused_unless_allowed(tmp_path: Path) -> None:
+    """An ImageSets line '../../x' would read tmp/x.xml; it is refused unless allowed."""
+    write_image(tmp_path / "x.jpg", (64, 48))
+    (tmp_path / "x.xml").write_text(voc_xml("x.jpg", (64, 48), []))
+    root = make_voc(tmp_path / "ds", {"a": []}, splits={"train": ["a", "../../x"]})
+    with pytest.raises(
+        DatasetError, match=r"train\.txt:2: image id '\.\./\.\./x' escapes the dataset root"
+    ):
+        read_voc(root, "train")
+    # allowed: the xml outside is read; its image is still looked for in the dataset folders
+    write_image(root / "JPEGImages" / "x.jpg", (64, 48))
+    assert len(read_voc(root, "train", allow_outside_root=True)) == 2
+
+
+def _never_open(monkeypatch: pytest.MonkeyPatch, module: object, paths: list[str]) -> None:
+    """Make read_image_hw in ``module`` fail the test when asked for one of ``paths``."""
+    real = module.read_image_hw  # type: ignore[attr-defined]
+
+    def guarded(path: str | Path) -> tuple[int, int]:
+        assert os.path.realpath(path) not in paths, f"opened {path}"
+        return real(path)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(module, "read_image_hw", guarded)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder", "device"])
+def test_images_that_are_not_regular_files_are_never_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """A FIFO (which would block), a folder or a device named as the image is refused unopened."""
+    import yolo2retina.formats.voc as voc
+
+    write_image(tmp_path / "b.jpg", (64, 48))
+    (tmp_path / "b.xml").write_text(voc_xml("b.jpg", (64, 48), []))
+    if kind == "fifo":
+        os.mkfifo(tmp_path / "a.jpg")
+        name, bad = "a.jpg", str(tmp_path / "a.jpg")
+    elif kind == "folder":
+        (tmp_path / "a.jpg").mkdir()
+        name, bad = "a.jpg", str(tmp_path / "a.jpg")
+    else:
+        name, bad = "/dev/null", "/dev/null"
+    (tmp_path / "a.xml").write_text(voc_xml(name, (64, 48), []))
+    _never_open(monkeypatch, voc, [os.path.realpath(bad)])
+    with pytest.raises(DatasetError, match=rf"a\.xml: image {bad} is not a regular file"):
+        read_voc(tmp_path, allow_outside_root=True)
+
+
+def test_orphan_fifo_in_a_flat_folder_is_never_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A FIFO named like an image beside the xml files is refused, not read as background."""
+    import yolo2retina.formats.voc as voc
+
+    write_image(tmp_path / "b.jpg", (64, 48))
+    (tmp_path / "b.xml").write_text(voc_xml("b.jpg", (64, 48), []))
+    os.mkfifo(tmp_path / "c.png")
+    _never_open(monkeypatch, voc, [str(tmp_path / "c.png")])
+    with pytest.raises(DatasetError, match=r"c\.png: is not a regular file"):
+        read_voc(tmp_path)
+
+
+# -- bad bytes and numbers are errors naming the file --------------------------------------
+
+
+def test_imagesets_list_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> None:
+    """A Latin-1 ImageSets list is an error naming it, not a UnicodeDecodeError."""
+    root = make_voc(tmp_path, {"a": []}, splits={"train": ["a"]})
+    (root / "ImageSets" / "Main" / "train.txt").write_bytes("a\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"train\.txt:2: not UTF-8 text \(byte 0xe9\)"):
+        read_voc(root, "train")
+
+
+def test_imagesets_comment_lines_are_skipped(tmp_path: Path) -> None:
+    """'# ...' lines in an ImageSets list are comments, not image ids."""
+    root = make_voc(tmp_path, {"a": [], "b": []}, splits={"train": ["a", "b"]})
+    (root / "ImageSets" / "Main" / "train.txt").write_text("# made by hand\na\n  # b\nb\n")
+    assert [Path(p).name for p in read_voc(root, "train").paths] == ["a.jpg", "b.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("size", "box", "message"),
+    [
+        (("1e400", 48), (1, 1, 5, 5), r"<size> <width> '1e400' is not a whole number"),
+        ((64, "-1e400"), (1, 1, 5, 5), r"<size> <height> '-1e400' is not a whole number"),
+        ((64, "nan"), (1, 1, 5, 5), r"<size> <height> 'nan' is not a whole number"),
+        ((64.5, 48), (1, 1, 5, 5), r"<size> <width> '64.5' is not a whole number"),
+        (("6_4", 48), (1, 1, 5, 5), r"<size>: <width> '6_4' is not a number"),
+        ((64, 48), (1, 1, "1e400", 5), r"object 1 \('x'\): non-finite box"),
+        ((64, 48), (1, 1, "٥", 5), r"object 1 \('x'\): <xmax> '٥' is not a number"),
+    ],
+)
+def test_huge_and_odd_numbers_name_the_file(
+    tmp_path: Path, size: tuple[object, object], box: tuple[object, ...], message: str
+) -> None:
+    """1e400, nan, 64.5, '6_4' or non-ASCII digits are errors naming the file, never raw."""
+    write_image(tmp_path / "a.jpg", (64, 48))
+    (tmp_path / "a.xml").write_text(voc_xml("a.jpg", size, [{"name": "x", "box": box}]))  # type: ignore[arg-type]
+    with pytest.raises(DatasetError, match=rf"a\.xml: {message}"):
         read_voc(tmp_path)

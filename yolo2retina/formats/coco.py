@@ -249,7 +249,7 @@ def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
     return lambda i: f"{at(i)}: {text}"
 
 
-def _show(value: Any, limit: int = 60) -> str:
+def _show(value: Any, limit: int = 200) -> str:
     """``repr(value)`` cut to ``limit`` characters, for messages that quote the file."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"

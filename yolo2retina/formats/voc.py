@@ -89,11 +89,11 @@ def _text(el: ET.Element | None) -> str | None:
 #: A plain decimal number (``nan``/``inf`` too, so they are reported as non-finite);
 #: ``float()`` alone would also take ``1_000`` and non-ASCII digits.
 _NUMBER = re.compile(
-    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE | re.ASCII
 )
 
 
-def _quote(text: str, limit: int = 60) -> str:
+def _quote(text: str, limit: int = 200) -> str:
     """``'text'``, cut to ``limit`` characters, for messages that quote a file's content."""
     return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}...' ({len(text)} characters)"
 
