@@ -8,12 +8,20 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from tests.conftest import make_yolo_dataset, write_labels
 from yolo2retina import YoloDataset, collate
+from yolo2retina.errors import (
+    AnnotationError,
+    ConfigError,
+    DatasetError,
+    FormatNotFoundError,
+    ImageReadError,
+    NonFiniteLossError,
+)
 
 
 @pytest.fixture
@@ -128,3 +136,79 @@ def test_dataset_with_real_varroa_export(varroa_yaml: Path) -> None:
     image, target = ds[0]
     assert image.shape == (3, *ds.image_hw(0))
     np.testing.assert_allclose(target["boxes"].numpy(), ds.target(0).boxes)
+
+
+# -- library errors raised inside DataLoader workers ------------------------------------------
+
+
+def test_unreadable_image_in_a_worker_names_the_file_and_the_reason(
+    yaml_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that breaks after loading (truncated JPEG) re-raises in the main process as
+    ImageReadError with the worker's message: the path and the reason, not only
+    "Caught ImageReadError in DataLoader worker process 0"."""
+    monkeypatch.chdir(yaml_path.parent)
+    ds = YoloDataset("data.yaml", split="train")
+    bad = ds.image_path(1)
+    bad.write_bytes(bad.read_bytes()[:200])
+    with pytest.raises(ImageReadError) as info:
+        for _ in DataLoader(ds, batch_size=2, num_workers=2, collate_fn=collate):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"{bad}: ") and "Caught" not in message
+    assert "truncated" in message or "cannot" in message
+    assert info.value.worker_traceback is not None and "Traceback" in info.value.worker_traceback
+
+
+class _Raises(Dataset[int]):
+    """A dataset whose item 1 raises ``error`` (as a reader or a transform would)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, i: int) -> int:
+        if i == 1:
+            raise self.error
+        return i
+
+
+LIBRARY_ERRORS = [
+    ImageReadError("images/a.jpg: cannot decode image (truncated or corrupt)"),
+    AnnotationError("labels/a.txt:3", "expected 5 values, got 4"),
+    DatasetError("cannot load YOLO dataset d.yaml", ["a.txt:1: bad", "b.txt:2: bad"]),
+    DatasetError("cannot load YOLO dataset d.yaml"),
+    NonFiniteLossError("loss is nan at batch 0", ["a.jpg", "b.jpg"]),
+    ConfigError("num_classes must be a positive integer, got 0"),
+    FormatNotFoundError("unknown format 'x'"),
+]
+
+
+@pytest.mark.parametrize("error", LIBRARY_ERRORS, ids=lambda e: type(e).__name__)
+def test_library_errors_keep_type_and_message_through_a_worker(error: Exception) -> None:
+    """torch re-raises a worker's exception as ``type(msg)``: every library error keeps its
+    type and its own message (AnnotationError used to become a RuntimeError)."""
+    with pytest.raises(type(error)) as info:
+        list(DataLoader(_Raises(error), batch_size=1, num_workers=1))
+    assert type(info.value) is type(error)
+    assert str(info.value) == str(error)
+
+
+@pytest.mark.parametrize("error", LIBRARY_ERRORS, ids=lambda e: type(e).__name__)
+def test_library_errors_pickle_with_their_fields(error: Exception) -> None:
+    """Errors cross process boundaries (multiprocessing, pickle) with every field."""
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and str(copy) == str(error)
+    assert vars(copy) == vars(error)
+    assert copy.args == error.args
+
+
+def test_annotation_error_from_one_string() -> None:
+    """``AnnotationError("file:3: message")`` (how other code may rebuild it) splits at ': '."""
+    e = AnnotationError("labels/a.txt:3: expected 5 values")
+    assert (e.location, e.message, str(e)) == ("labels/a.txt:3", "expected 5 values", str(e))
+    assert str(e) == "labels/a.txt:3: expected 5 values"
