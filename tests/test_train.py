@@ -21,9 +21,13 @@ from yolo2retina.model import build_args, build_retinanet, load_model
 from yolo2retina.train import (
     FitResult,
     TrainConfig,
+    check_class_names,
+    check_out_dir,
     fit,
     load_checkpoint,
     make_lr_lambda,
+    next_run_dir,
+    remove_stale_temp_files,
     validation_losses,
 )
 
@@ -339,3 +343,250 @@ def test_missing_val_split_is_reported_not_fatal(board: Path, tmp_path: Path) ->
     assert val is None and "valid" in why
     train, why = _load_split(only_train, "auto", ["train"])
     assert len(train) == 6 and why == ""
+
+
+# -- the run folder: never replace an earlier run, never write into the data -----------------
+
+
+def _fake_run(folder: Path) -> dict[str, bytes]:
+    """An earlier run's files (not real checkpoints: only their bytes matter)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {name: f"earlier {name}\n".encode() for name in ("best.pt", "last.pt", "metrics.jsonl")}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    return files
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+TINY = ["--backbone", "resnet18_fpn", "--img-size", str(SIZE), "--epochs", "1"]
+TINY += ["--batch-size", "2", "--workers", "0", "--warmup", "2", "--metric", "val_loss"]
+
+
+def test_cli_train_refuses_an_earlier_run_and_overwrite_replaces_it(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out holding a run is refused untouched (one line naming it and --overwrite);
+    --overwrite replaces the run and the next start removes a dead save's temporary file."""
+    monkeypatch.chdir(tmp_path)
+    earlier = _fake_run(tmp_path / "run")
+    stale = tmp_path / "run" / f".last.pt.{_dead_pid()}.tmp"
+    stale.write_bytes(b"\0" * 1000)
+    argv = ["train", "--data", str(board), *TINY, "--out", "run"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: run: already holds a training run")
+    assert "--overwrite" in err and "--resume run/last.pt" in err
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in earlier} == earlier
+    assert stale.exists()  # a refused command changes nothing
+
+    assert main([*argv, "--overwrite"]) == 0
+    out = capsys.readouterr().out
+    assert "removed the earlier run's last.pt, best.pt, metrics.jsonl" in out
+    assert f"removed 1 temporary file(s) of an interrupted save from run ({stale.name}" in out
+    assert not stale.exists()
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["epoch"] == 1
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text())["epoch"] == 1
+    assert (tmp_path / "run" / "best.pt").read_bytes() != earlier["best.pt"]
+
+
+@pytest.mark.parametrize("out", ["data/runs", ".", "link/runs", "data/images/train"])
+def test_cli_train_refuses_an_out_inside_the_dataset(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, out: str
+) -> None:
+    """--out equal to or inside the dataset folder (also through a symlink) is refused
+    before anything is written."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(board.parent, data)
+    (data / "data.yaml").write_text(board.read_text().replace(str(board.parent), "."))
+    (tmp_path / "link").symlink_to(data)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    monkeypatch.chdir(data if out == "." else tmp_path)
+    data_arg = "data.yaml" if out == "." else "data/data.yaml"
+    assert main(["train", "--data", data_arg, *TINY, "--out", out]) == 1
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_fit_refuses_an_earlier_run_unless_resuming_it(board: Path, tmp_path: Path) -> None:
+    """fit (the library) refuses an out_dir with a run before writing; resuming from that
+    folder itself is allowed."""
+    earlier = _fake_run(tmp_path / "run")
+    with pytest.raises(ConfigError, match="already holds a training run"):
+        fit(_model(), _two_images(board), None, _config(tmp_path / "run", epochs=1))
+    assert {n: (tmp_path / "run" / n).read_bytes() for n in earlier} == earlier
+
+
+def test_check_out_dir_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths, '.', and symlinks are resolved; a resume from another folder does not
+    make an occupied folder writable."""
+    monkeypatch.chdir(tmp_path)
+    _fake_run(tmp_path / "a")
+    (tmp_path / "alias").symlink_to(tmp_path / "a")
+    check_out_dir("a", resume="a/last.pt")
+    check_out_dir("alias", resume=tmp_path / "a" / "last.pt")
+    check_out_dir("a", overwrite=True)
+    check_out_dir("fresh")
+    with pytest.raises(ConfigError, match="already holds"):
+        check_out_dir("alias", resume="b/last.pt")
+    monkeypatch.chdir(tmp_path / "a")
+    with pytest.raises(ConfigError, match=r"^\.: already holds a training run"):
+        check_out_dir(".")
+    with pytest.raises(ConfigError, match="inside the dataset folder"):
+        check_out_dir("sub", inputs=["data.yaml"])
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigError, match="not a folder"):
+        check_out_dir(tmp_path / "f")
+
+
+def test_next_run_dir_skips_any_run_not_only_finished_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default folder auto-increments past a run that has any run file (a run killed
+    before its first last.pt has metrics.jsonl or curves.png only)."""
+    monkeypatch.chdir(tmp_path)
+    assert next_run_dir("runs/train") == Path("runs/train")
+    Path("runs/train").mkdir(parents=True)
+    assert next_run_dir("runs/train") == Path("runs/train")  # an empty folder is free
+    Path("runs/train/metrics.jsonl").write_text("")
+    Path("runs/train2").mkdir()
+    Path("runs/train2/curves.png").write_text("")
+    assert next_run_dir("runs/train") == Path("runs/train3")
+
+
+def test_remove_stale_temp_files_only_touches_dead_saves(tmp_path: Path) -> None:
+    """Only the library's own temp names are removed, and only when the writing process is
+    gone or the file is old; a live save and other files stay."""
+    import os
+
+    dead, alive = _dead_pid(), os.getppid()
+    names = {
+        f".last.pt.{dead}.tmp": True,
+        f".metrics.jsonl.{dead}.tmp": True,
+        f".best.pt.{alive}.tmp": False,  # a running save
+        f".notes.txt.{dead}.tmp": False,  # not a run file
+        ".last.pt.abc.tmp": False,
+        f"last.pt.{dead}.tmp": False,
+    }
+    for name in names:
+        (tmp_path / name).write_bytes(b"x" * 10)
+    old = tmp_path / f".curves.png.{alive}.tmp"
+    old.write_bytes(b"x")
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    removed = remove_stale_temp_files(tmp_path)
+    assert sorted(p.name for p, _ in removed) == sorted(
+        [old.name, *(n for n, g in names.items() if g)]
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n for n, g in names.items() if not g
+    )
+
+
+# -- resume checks ---------------------------------------------------------------------------------
+
+
+def _relabelled(board: Path, folder: Path, names: list[str]) -> Path:
+    """A data.yaml over the board's images with other class names."""
+    folder.mkdir()
+    text = board.read_text().split("nc:")[0] + f"nc: {len(names)}\nnames: {names}\n"
+    (folder / "data.yaml").write_text(text)
+    return folder / "data.yaml"
+
+
+@pytest.mark.parametrize("names", [["mite"], ["varroa", "bee"], ["bee", "varroa"]])
+def test_cli_resume_refuses_data_with_other_classes(
+    straight: tuple[nn.Module, FitResult],
+    board: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    names: list[str],
+) -> None:
+    """--resume with data of other class names (renamed, added, reordered) is refused in one
+    line naming both lists, before anything is written."""
+    other = _relabelled(board, tmp_path / "other", names)
+    ckpt = straight[1].last_checkpoint
+    argv = ["train", "--resume", str(ckpt), "--data", str(other), "--epochs", "3"]
+    assert main([*argv, "--out", str(tmp_path / "run")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "trained on 1 class ['varroa']" in err
+    assert f"the data has {len(names)} class" in err and repr(names[0]) in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_fit_resume_refuses_other_class_names(
+    straight: tuple[nn.Module, FitResult], board: Path, tmp_path: Path
+) -> None:
+    """The library path checks too: fit(resume=...) on data with renamed classes."""
+    import attrs
+
+    ann = YoloDataset(board, "train").annotations
+    renamed = DetectionDataset(attrs.evolve(ann, class_names=("mite",)))
+    cfg = _config(tmp_path / "run", resume=straight[1].last_checkpoint)
+    with pytest.raises(ConfigError, match=r"\['varroa'\] but the data has 1 class \['mite'\]"):
+        fit(_model(), renamed, None, cfg)
+    assert not (tmp_path / "run").exists()
+
+
+def test_class_name_lists_are_cut_in_messages() -> None:
+    """A long class list is shortened in the message, which stays one line."""
+    with pytest.raises(ConfigError) as info:
+        check_class_names("last.pt", [f"c{i}" for i in range(80)], [f"c{i}" for i in range(79)])
+    text = str(info.value)
+    assert "80 classes" in text and "79 classes" in text and "... 70 more" in text
+    assert "c50" not in text and "\n" not in text
+
+
+# -- reproducibility and errors from DataLoader workers ------------------------------------------
+
+
+def _losses(run: Path) -> list[dict[str, Any]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "train_seconds"} for x in lines]
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_cli_same_seed_same_losses(board: Path, tmp_path: Path, workers: str) -> None:
+    """Two runs of the same command and seed give identical losses and weights on the CPU
+    (the model is built after seeding; workers are seeded from the loader's generator)."""
+    torch.manual_seed(12345)  # whatever ran before must not matter
+    argv = ["train", "--data", str(board), *TINY, "--seed", "7", "--device", "cpu"]
+    argv[argv.index("--workers") + 1] = workers
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    torch.manual_seed(54321)
+    assert main([*argv, "--out", str(tmp_path / "b")]) == 0
+    a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
+    assert a == b and math.isfinite(a[0]["train_loss"])
+    wa = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    wb = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_cli_names_the_unreadable_image_from_a_worker(
+    board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An image that breaks after loading (truncated) shows its path and the reason, also
+    when a DataLoader worker process read it."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(board.parent, data)
+    (data / "data.yaml").write_text(board.read_text().replace(str(board.parent), str(data)))
+    bad = sorted((data / "images" / "train").iterdir())
+    for image in bad:  # every training image: the first batch fails whatever the order
+        image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    argv = ["train", "--data", str(data / "data.yaml"), *TINY, "--out", str(tmp_path / "run")]
+    argv[argv.index("--workers") + 1] = "1"
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert "Caught" not in err and str(data / "images" / "train") in err
+    assert "truncated" in err

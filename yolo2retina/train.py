@@ -15,6 +15,7 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
@@ -36,9 +37,14 @@ from yolo2retina.errors import ConfigError, NonFiniteLossError
 __all__ = [
     "FitResult",
     "TrainConfig",
+    "check_class_names",
+    "check_out_dir",
     "fit",
     "load_checkpoint",
+    "remove_stale_temp_files",
+    "run_files",
     "save_checkpoint",
+    "seed_everything",
     "train_one_epoch",
     "validate",
 ]
@@ -54,6 +60,17 @@ CURVES_EVERY_S = 60.0
 
 #: Metrics where larger is better; every other metric is a loss (smaller is better).
 _MAXIMISED = frozenset({"map50", "map", "map75"})
+
+#: The files a run writes into its folder. A folder holding any of them holds a run, which
+#: :func:`fit` does not replace unless ``TrainConfig.overwrite`` (or resumes it).
+RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
+
+#: A temporary file of an interrupted save (``.last.pt.<pid>.tmp``) older than this is stale
+#: even when a process with its pid is running (the pid may have been reused).
+STALE_TMP_AGE_S = 3600.0
+
+#: The temporary files that :func:`save_checkpoint` and :func:`fit` write beside a run file.
+_TMP_NAME = re.compile(r"\A\.(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp\Z")
 
 
 # -- configuration ----------------------------------------------------------------------
@@ -134,8 +151,11 @@ class TrainConfig:
         metric: what picks ``best.pt`` and drives early stopping: ``"map50"``, ``"map"``,
             ``"map75"`` (higher is better) or ``"val_loss"`` (lower is better).
         patience: stop after this many validations without improvement; ``None`` never stops.
-        out_dir: run folder for checkpoints, ``metrics.jsonl`` and ``curves.png``.
+        out_dir: run folder for checkpoints, ``metrics.jsonl`` and ``curves.png``. A folder
+            that already holds a run (any of :data:`RUN_FILES`) is refused, unless ``resume``
+            is a checkpoint in it or ``overwrite`` is set.
         resume: a ``last.pt`` to continue from (its epoch count, optimizer, schedule and RNG).
+        overwrite: replace the run in ``out_dir``: its files are deleted when training starts.
         progress: show the tqdm bar and print one summary line per epoch (rank 0 only).
     """
 
@@ -165,6 +185,7 @@ class TrainConfig:
     patience: int | None = attrs.field(default=None, validator=_at_least(1))
     out_dir: str = attrs.field(default="runs/train", converter=_path_str)
     resume: str | None = attrs.field(default=None, converter=_optional_str)
+    overwrite: bool = False
     progress: bool = True
 
     def __attrs_post_init__(self) -> None:
@@ -274,6 +295,180 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+def check_class_names(
+    checkpoint: str | os.PathLike[str], trained: Sequence[str], data: Sequence[str]
+) -> None:
+    """Refuse to resume a checkpoint trained on other classes than the data's.
+
+    Args:
+        checkpoint: the checkpoint's path (for the message).
+        trained: its ``class_names``.
+        data: the training data's class names.
+
+    Raises:
+        ConfigError: the names differ (in number, spelling or order), naming both lists.
+    """
+    a, b = [str(n) for n in trained], [str(n) for n in data]
+    if a == b:
+        return
+    raise ConfigError(
+        f"{checkpoint}: the checkpoint was trained on {_names(a)} but the data has {_names(b)}; "
+        "resume with the data it was trained on, or start a new run (--weights) for these classes"
+    )
+
+
+def _names(names: Sequence[str], limit: int = 10) -> str:
+    """``3 classes ['a', 'b', 'c']``, the list cut after ``limit`` names."""
+    shown = ", ".join(repr(n) for n in names[:limit])
+    more = f", ... {len(names) - limit} more" if len(names) > limit else ""
+    return f"{len(names)} class{'es' if len(names) != 1 else ''} [{shown}{more}]"
+
+
+# -- the run folder -----------------------------------------------------------------------
+
+
+def run_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The :data:`RUN_FILES` that ``folder`` holds (an empty list for a new folder)."""
+    f = Path(folder)
+    return [f / name for name in RUN_FILES if (f / name).exists()]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or path.is_relative_to(folder)
+
+
+def check_out_dir(
+    out_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    resume: str | os.PathLike[str] | None = None,
+    inputs: Iterable[str | os.PathLike[str]] = (),
+) -> None:
+    """Refuse a run folder that would replace an earlier run or write into the data.
+
+    Nothing is written. Symlinks and relative paths are resolved before comparing.
+
+    Args:
+        out_dir: the run folder (it need not exist).
+        overwrite: allow a folder that holds a run (its files will be replaced).
+        resume: the checkpoint being resumed; a run in the checkpoint's own folder is allowed.
+        inputs: data files or folders (a ``data.yaml``, a COCO ``.json``, an image folder);
+            ``out_dir`` may not be, or lie inside, any of their folders.
+
+    Raises:
+        ConfigError: ``out_dir`` is a file, lies inside an input's folder, or holds a run
+            (and neither ``overwrite`` nor a ``resume`` from it is given).
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
+    real = out.resolve()
+    for src in inputs:
+        root = Path(src).resolve()
+        root = root if root.is_dir() else root.parent
+        if _inside(real, root):
+            raise ConfigError(
+                f"{out}: the run folder would be inside the dataset folder {root}; "
+                "choose an --out outside it"
+            )
+    found = run_files(out)
+    if not found or overwrite:
+        return
+    if resume is not None and Path(resume).resolve().parent == real:
+        return
+    raise ConfigError(
+        f"{out}: already holds a training run ({', '.join(p.name for p in found)}); "
+        "choose another --out, pass overwrite=True (CLI: --overwrite) to replace it, "
+        f"or resume it (CLI: --resume {out / 'last.pt'})"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (always ``True`` on Windows)."""
+    if os.name == "nt":  # os.kill(pid, 0) would send CTRL_C_EVENT there
+        return True
+    if pid == os.getpid():  # an earlier save in this process was interrupted
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it runs, as another user
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[tuple[Path, int]]:
+    """Delete the temporary files that interrupted saves left in ``folder``.
+
+    Only the library's own names are candidates: ``.<run file>.<pid>.tmp`` for the
+    :data:`RUN_FILES`. One is stale when no process with that pid runs on this machine,
+    when the pid is this process's, or when it is older than :data:`STALE_TMP_AGE_S`.
+
+    Returns:
+        ``(path, size in bytes)`` of each file removed.
+    """
+    f = Path(folder)
+    if not f.is_dir():
+        return []
+    removed: list[tuple[Path, int]] = []
+    now = time.time()
+    for entry in sorted(f.iterdir()):
+        m = _TMP_NAME.match(entry.name)
+        if m is None or m.group("name") not in RUN_FILES or not entry.is_file():
+            continue
+        try:
+            st = entry.stat()
+            if _pid_alive(int(m.group("pid"))) and now - st.st_mtime < STALE_TMP_AGE_S:
+                continue
+            entry.unlink()
+        except FileNotFoundError:  # its writer renamed it meanwhile
+            continue
+        removed.append((entry, st.st_size))
+    return removed
+
+
+def _input_folders(datasets: Iterable[Any], meta: Mapping[str, Any] | None) -> list[str]:
+    """The data source (``meta["data"]``) and one image of each folder holding images."""
+    found: dict[str, str] = {}
+    if meta and meta.get("data"):
+        found[""] = os.fspath(meta["data"])
+    for ds in datasets:
+        paths = getattr(getattr(ds, "annotations", None), "paths", None)
+        for path in paths if paths is not None else ():
+            found.setdefault(os.path.dirname(str(path)), str(path))
+    return sorted(found.values())
+
+
+def _prepare_out_dir(
+    out_dir: Path,
+    config: TrainConfig,
+    inputs: Sequence[str],
+    info: distributed.DistInfo,
+    say: Callable[[str], None],
+) -> None:
+    """Check ``out_dir`` on every rank; on rank 0 create it and clear what must go."""
+    check_out_dir(out_dir, overwrite=config.overwrite, resume=config.resume, inputs=inputs)
+    if not info.is_main:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resuming_here = (
+        config.resume is not None and Path(config.resume).resolve().parent == out_dir.resolve()
+    )
+    old = run_files(out_dir)
+    if config.overwrite and old and not resuming_here:
+        for path in old:
+            path.unlink()
+        say(f"overwrite: removed the earlier run's {', '.join(p.name for p in old)} from {out_dir}")
+    stale = remove_stale_temp_files(out_dir)
+    if stale:
+        mb = sum(size for _, size in stale) / 1e6
+        say(
+            f"removed {len(stale)} temporary file(s) of an interrupted save from {out_dir} "
+            f"({', '.join(p.name for p, _ in stale)}; {mb:.1f} MB)"
+        )
+
+
 def _rng_state() -> dict[str, torch.Tensor]:
     """Every RNG that training touches, as tensors (so ``weights_only`` loading works)."""
     np_state: tuple[Any, ...] = tuple(np.random.get_state())
@@ -307,7 +502,13 @@ def _set_rng_state(state: Mapping[str, torch.Tensor]) -> None:
             torch.cuda.set_rng_state_all(cuda_states)
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device).
+
+    :func:`run_training` calls it before it builds the model, and :func:`fit` again (with
+    ``seed + rank``) before training. Call it yourself before building a model for
+    :func:`fit` so that its initial weights repeat too.
+    """
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -783,20 +984,24 @@ def _fit(
     quiet = not info.is_main or not config.progress
     say: Callable[[str], None] = _quiet if quiet else (log or print)
     out_dir = Path(config.out_dir)
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
+    # every check before anything is written
+    amp_dtype = _resolve_amp(config.amp, device)
+    names = list(
+        class_names if class_names is not None else getattr(train_dataset, "class_names", ())
+    )
+    resume_state = load_checkpoint(config.resume) if config.resume is not None else None
+    if resume_state is not None and names:
+        check_class_names(config.resume or "", resume_state.get("class_names", ()), names)
+    inputs = _input_folders((train_dataset, val_dataset), meta)
+    _prepare_out_dir(out_dir, config, inputs, info, say)
     last_path, best_path = out_dir / "last.pt", out_dir / "best.pt"
     metrics_path = out_dir / "metrics.jsonl"
-    _seed_everything(config.seed + info.rank)
+    seed_everything(config.seed + info.rank)
 
-    amp_dtype = _resolve_amp(config.amp, device)
     args = _plain(dict(model_args) if model_args is not None else describe_model(model))
     anchor_fit = getattr(model, "anchor_fit", None)  # set by build_retinanet(anchor_sizes="auto")
     if anchor_fit is not None:
         say(str(anchor_fit))
-    names = list(
-        class_names if class_names is not None else getattr(train_dataset, "class_names", ())
-    )
     run_meta = dataset_meta(train_dataset, args) | dict(meta or {})
     if anchor_fit is not None and hasattr(anchor_fit, "to_dict"):
         run_meta.setdefault("anchor_fit", anchor_fit.to_dict())
@@ -828,8 +1033,8 @@ def _fit(
     # -- resume: weights, optimizer, schedule, scaler, RNG, bookkeeping
     start_epoch, best, best_epoch, bad_epochs = 0, None, None, 0
     history: list[dict[str, Any]] = []
-    if config.resume is not None:
-        state = load_checkpoint(config.resume)
+    if resume_state is not None:
+        state = resume_state
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -1014,10 +1219,14 @@ DEMO_CONFIG: dict[str, Any] = {
 
 
 def next_run_dir(base: str | os.PathLike[str]) -> Path:
-    """``base`` if it holds no finished run, else ``base2``, ``base3``, ... (never overwrites)."""
+    """``base`` if it holds no run (:func:`run_files`), else ``base2``, ``base3``, ...
+
+    A folder with any file of a run counts as taken, also a run that stopped before its
+    first ``last.pt``.
+    """
     b = Path(base)
     candidate, n = b, 1
-    while (candidate / "last.pt").exists():
+    while run_files(candidate) or candidate.is_file():
         n += 1
         candidate = b.with_name(f"{b.name}{n}")
     return candidate
@@ -1054,7 +1263,12 @@ def run_training(
 
     ``data=None`` writes the synthetic sticky board (:data:`DEMO_DATA`) into
     ``config.out_dir / "data"`` and trains on it. With ``config.resume`` the model is rebuilt
-    from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on.
+    from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on;
+    the data's class names must be the checkpoint's.
+
+    Everything is checked before anything is written: the run folder (:func:`check_out_dir`),
+    the dataset and the resumed checkpoint's classes. The model is built after
+    :func:`seed_everything` (``config.seed``), so the same call gives the same initial weights.
 
     Args:
         data: a ``data.yaml``, a dataset folder, a VOC folder or a COCO ``.json`` with a
@@ -1072,13 +1286,20 @@ def run_training(
 
     Raises:
         DatasetError: the training split cannot be loaded.
-        ConfigError: a bad setting or an unusable checkpoint.
+        ConfigError: a bad setting, an unusable checkpoint, a checkpoint trained on other
+            classes, or a run folder that holds another run or lies inside the dataset.
     """
     from yolo2retina.model import build_args, build_retinanet
 
     resume_state = load_checkpoint(config.resume) if config.resume is not None else None
     if data is None and resume_state is not None:
         data = resume_state.get("meta", {}).get("data")
+    check_out_dir(
+        config.out_dir,
+        overwrite=config.overwrite,
+        resume=config.resume,
+        inputs=[data] if data is not None and Path(data).exists() else [],  # else: not found
+    )
     if data is None:
         from yolo2retina.datasets import synthetic_sticky_board
 
@@ -1099,7 +1320,12 @@ def run_training(
     val_ds, why = _load_split(data_path, format, ["val", "valid"])
     log(f"train: {train_ds!r}")
     log(f"val:   {val_ds!r}" if val_ds is not None else f"val:   none, training without ({why})")
+    if resume_state is not None:
+        check_class_names(
+            config.resume or "", resume_state.get("class_names", ()), train_ds.class_names
+        )
 
+    seed_everything(config.seed)  # the initial weights (and anchor fit) repeat with the seed
     if resume_state is not None:
         rebuild = {**resume_state["model_args"], "weights": None, "weights_backbone": None}
         model = build_retinanet(**rebuild)

@@ -67,14 +67,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--out",
         default=None,
         metavar="DIR",
-        help="run folder for best.pt, last.pt, metrics.jsonl and curves.png "
+        help="run folder for best.pt, last.pt, metrics.jsonl and curves.png; refused when it "
+        "holds an earlier run (see --overwrite) or lies inside the dataset folder "
         "(default: runs/train, or runs/train2, ... if taken; with --resume: the checkpoint's folder)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the earlier run in --out: its best.pt, last.pt, metrics.jsonl and "
+        "curves.png are deleted when training starts (default: refuse)",
     )
     p.add_argument(
         "--resume",
         default=None,
         metavar="CKPT",
-        help="continue an interrupted run from its last.pt (same data, model and settings)",
+        help="continue an interrupted run from its last.pt (same data, model and settings; "
+        "the data's class names must be the checkpoint's)",
     )
     p.add_argument(
         "--device",
@@ -157,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "patience": args.patience,
     }
     settings |= {k: v for k, v in given.items() if v is not None}
+    settings["overwrite"] = args.overwrite  # never inherited from the resumed run
     if args.resume is None or args.device != "auto":
         settings["device"] = args.device
     if args.resume is None:
