@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ from yolo2retina.dataset import DetectionDataset, collate
 from yolo2retina.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """One torch thread: small tensor ops are many times slower with two on a loaded machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 # Seven objects on a 96 x 128 (H x W) dark image, apart from each other, some near the
 # edges; object i is painted in COLOURS[i] and has label i, so each box can be checked
