@@ -44,7 +44,10 @@ def _from_worker(cls: type, text: str) -> tuple[str, str, str] | None:
     if m is None:
         return None
     tb = m.group("tb")
-    marker = f"\n{cls.__module__}.{cls.__qualname__}: "
+    name = cls.__qualname__  # as the traceback module prints it
+    if cls.__module__ not in ("__main__", "builtins"):
+        name = f"{cls.__module__}.{name}"
+    marker = f"\n{name}: "
     i = tb.rfind(marker)
     if i < 0:
         return None
