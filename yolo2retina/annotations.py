@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from yolo2retina.errors import DatasetError
+from yolo2retina.errors import AnnotationError, DatasetError
 from yolo2retina.target import Target
 
 __all__ = ["Annotations", "AnnotationsBuilder", "LoadReport"]
@@ -243,8 +243,25 @@ class AnnotationsBuilder:
         flags: npt.ArrayLike | None = None,
         image_id: int | None = None,
     ) -> None:
-        """Append one image with its ``(n, 4)`` XYXY boxes and ``(n,)`` labels."""
-        b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        """Append one image with its ``(n, 4)`` XYXY boxes and ``(n,)`` labels.
+
+        Boxes are checked in float32, the dtype they are stored in, so that every
+        :meth:`Annotations.target` builds: a reader that lets a degenerate box through gets
+        an error naming the image here rather than a nameless one during training.
+
+        Raises:
+            AnnotationError: a box is not finite with ``x1 < x2`` and ``y1 < y2`` in float32.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        ok = np.isfinite(b).all(axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        if not ok.all():
+            j = int(np.flatnonzero(~ok)[0])
+            raise AnnotationError(
+                str(path),
+                f"box {j} {b[j].tolist()} is not a valid XYXY box once stored as float32 "
+                "(needs finite x1 < x2 and y1 < y2)",
+            )
         lab = np.asarray(labels, dtype=np.int64).reshape(-1)
         f = (
             np.zeros(len(lab), np.uint8)

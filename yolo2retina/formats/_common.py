@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -103,7 +107,46 @@ def check_pixel_boxes(
         else:
             report.note("dropped_zero_area", msg + " (dropped)")
         keep[i] = False
+    for i, msg in float32_box_problems(xyxy, keep, where):
+        if strict or "float32 range" in msg:
+            problems.append(msg)
+        else:
+            report.note("dropped_zero_area", msg + " (dropped)")
+        keep[i] = False
     return keep
+
+
+def float32_box_problems(
+    xyxy: npt.NDArray[np.floating], keep: npt.NDArray[np.bool_], where: Callable[[int], str]
+) -> list[tuple[int, str]]:
+    """Kept boxes that stop being valid once stored as float32 (what :class:`Annotations` holds).
+
+    A box whose sides differ by less than float32 resolution (``w=1e-9`` normalized, a
+    ``ymax`` of ``1e-320``) has area in float64 but none in float32, and a coordinate beyond
+    float32's range becomes infinite. Readers call this after their float64 checks so that
+    every box they keep builds a valid :class:`~yolo2retina.target.Target`.
+
+    Args:
+        xyxy: ``(n, 4)`` float pixel boxes.
+        keep: ``(n,) bool``; only these boxes are checked.
+        where: box index -> location text for messages.
+
+    Returns:
+        ``(index, message)`` per box that fails: a message ending in "float32 range" is
+        always an error, the others are zero-area drops.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        b32 = np.asarray(xyxy).astype(np.float32)
+    finite = np.asarray(np.isfinite(b32).all(axis=1), dtype=bool)
+    ok = finite & (b32[:, 2] > b32[:, 0]) & (b32[:, 3] > b32[:, 1])
+    out = []
+    for i in np.flatnonzero(np.asarray(keep, dtype=bool) & ~ok).tolist():
+        b = "[" + ", ".join(f"{float(v):.9g}" for v in xyxy[i]) + "]"
+        if not finite[i]:
+            out.append((i, f"{where(i)}: box {b} lies outside the float32 range"))
+        else:
+            out.append((i, f"{where(i)}: zero-area box {b} once stored as float32"))
+    return out
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -240,13 +283,76 @@ def common_names(splits: Mapping[str, Annotations]) -> tuple[str, ...]:
     return next(iter(names)) if names else ()
 
 
+def path_kind(path: str | os.PathLike[str]) -> Literal["file", "dir", "other", "missing"]:
+    """What is at ``path``, without opening it and without raising on odd paths.
+
+    ``"file"`` is a regular file and ``"dir"`` a folder (symlinks followed); ``"other"``
+    exists but is neither (a FIFO, device, socket, broken or looping link, or a path that
+    cannot be examined); ``"missing"`` also covers names that cannot exist (too long,
+    containing NUL). ``Path.is_file()`` raises on a too-long name; this does not.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        try:
+            os.lstat(path)
+        except (OSError, ValueError):
+            return "missing"
+        return "other"  # a broken link
+    except ValueError:
+        return "missing"
+    except OSError as e:
+        return "missing" if e.errno == errno.ENAMETOOLONG else "other"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "dir" if stat.S_ISDIR(mode) else "other"
+
+
+def read_text_file(file: Path, what: str = "text file") -> str:
+    """The UTF-8 text of a regular file (a byte-order mark is dropped).
+
+    Raises:
+        DatasetError: naming ``file``: not a regular file (a folder, FIFO or device is
+            never opened), unreadable, or not UTF-8 (with the offending byte offset).
+    """
+    kind = path_kind(file)
+    if kind != "file":
+        state = "does not exist" if kind == "missing" else "is not a regular file"
+        raise DatasetError(f"{file}: {what} {state}")
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise DatasetError(f"{file}: cannot read {what} ({e.strerror or e})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"{file}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+            "save it as UTF-8"
+        ) from None
+
+
+def quote(value: object, limit: int = 200) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that quote user input.
+
+    >>> quote("x" * 300, 10)
+    "'xxxxxxxx... (302 characters)"
+    """
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 1]}... ({len(text)} characters)"
+
+
 def read_classes_txt(file: Path) -> list[str]:
     """Class names of a ``classes.txt`` (one per line, blank lines skipped).
 
     Raises:
-        DatasetError: the file lists a name twice.
+        DatasetError: the file is not UTF-8 text, or it lists a name twice.
     """
-    names = [ln.strip() for ln in file.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    text = read_text_file(file, "classes.txt")
+    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if len(set(names)) != len(names):
-        raise DatasetError(f"{file}: duplicate class names: {names}")
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)
+        raise DatasetError(f"{file}: duplicate class names: {quote(dup)}")
     return names

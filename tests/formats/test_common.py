@@ -1,0 +1,94 @@
+"""Tests for the helpers shared by the readers (yolo2retina/formats/_common.py)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from yolo2retina.annotations import AnnotationsBuilder, LoadReport
+from yolo2retina.errors import AnnotationError, DatasetError
+from yolo2retina.formats._common import (
+    check_pixel_boxes,
+    path_kind,
+    quote,
+    read_classes_txt,
+    read_text_file,
+)
+
+
+def _check(xyxy: list[list[float]], wh: tuple[float, float], strict: bool) -> tuple:
+    boxes = np.array(xyxy, dtype=np.float64)
+    report, problems = LoadReport(), []
+    keep = check_pixel_boxes(
+        boxes, wh, lambda i: f"f.xml: object {i}", strict=strict, report=report, problems=problems
+    )
+    return keep.tolist(), report, problems
+
+
+def test_pixel_box_without_area_in_float32_is_a_counted_drop() -> None:
+    """A ymax of 1e-320 or a 1e-6-px-wide box at x=100 has area in float64 only: dropped, named."""
+    keep, report, problems = _check(
+        [[0, 0, 10, 1e-320], [1, 1, 5, 5], [100, 3, 100 + 1e-6, 5]], (640, 480), strict=False
+    )
+    assert keep == [False, True, False] and problems == []
+    assert report.dropped_zero_area == 2
+    assert [d.split(":")[1].strip() for d in report.details] == ["object 0", "object 2"]
+    assert all("float32" in d for d in report.details)
+
+
+def test_strict_pixel_box_without_area_in_float32_is_an_error() -> None:
+    """With strict=True the float32-degenerate box is a problem naming its location."""
+    keep, report, problems = _check([[0, 0, 10, 1e-320]], (640, 480), strict=True)
+    assert keep == [False] and report.dropped_zero_area == 0
+    assert problems and problems[0].startswith("f.xml: object 0: zero-area box")
+
+
+def test_pixel_box_beyond_float32_range_is_an_error() -> None:
+    """A coordinate that becomes infinite in float32 is an error even without strict."""
+    keep, _, problems = _check([[0, 0, 1e39, 10]], (1e40, 480), strict=False)
+    assert keep == [False] and "float32 range" in problems[0]
+
+
+def test_builder_refuses_box_without_area_in_float32_naming_the_image() -> None:
+    """AnnotationsBuilder.add names the image when a box degenerates in float32 (a reader's last guard)."""
+    b = AnnotationsBuilder()
+    with pytest.raises(AnnotationError, match=r"^/d/a\.jpg: box 1 "):
+        b.add("/d/a.jpg", (48, 64), [[1, 1, 5, 5], [100, 3, 100 + 1e-6, 5]], [0, 0])
+
+
+def test_latin1_classes_txt_is_a_dataset_error(tmp_path: Path) -> None:
+    """read_classes_txt (shared by YOLO and VOC) names a non-UTF-8 file and the byte offset."""
+    f = tmp_path / "classes.txt"
+    f.write_bytes("mite\ncaf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match=r"not UTF-8 \(byte 0xe9 at offset 8\)") as info:
+        read_classes_txt(f)
+    assert str(f) in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_read_text_file_never_opens_a_fifo(tmp_path: Path) -> None:
+    """A FIFO named like a text file is refused without opening it (which would block)."""
+    fifo = tmp_path / "classes.txt"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="is not a regular file"):
+        read_text_file(fifo, "classes.txt")
+
+
+def test_path_kind_never_raises(tmp_path: Path) -> None:
+    """Odd names (too long, NUL, broken link) are classified instead of raising OSError."""
+    (tmp_path / "f").write_text("x")
+    os.symlink(tmp_path / "nowhere", tmp_path / "broken")
+    assert path_kind(tmp_path / "f") == "file" and path_kind(tmp_path) == "dir"
+    assert path_kind(tmp_path / "broken") == "other"
+    assert path_kind(tmp_path / ("x" * 100_000)) == "missing"
+    assert path_kind(str(tmp_path / "a\x00b")) == "missing"
+
+
+def test_quote_cuts_long_values() -> None:
+    """quote() keeps short values whole and cuts long ones, saying how long they were."""
+    assert quote("abc") == "'abc'"
+    long = quote(["x" * 1000] * 1000)
+    assert len(long) < 250 and long.endswith("characters)")
