@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageFile, ImageOps
 
 from tests.conftest import make_yolo_dataset, write_image, write_labels
-from yolo2retina.errors import DatasetError
-from yolo2retina.formats.yolo import image_to_label_path, load_data_yaml, read_yolo
+from yolo2retina.annotations import Annotations, AnnotationsBuilder
+from yolo2retina.errors import DatasetError, Yolo2RetinaError
+from yolo2retina.formats.yolo import image_to_label_path, load_data_yaml, read_yolo, write_yolo
 from yolo2retina.target import Target
 
 # --------------------------------------------------------------------------- paths
@@ -463,3 +467,393 @@ def test_classes_txt_with_duplicate_names_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="duplicate class names") as info:
         read_yolo(tmp_path, split=None)
     assert str(tmp_path / "classes.txt") in str(info.value)
+
+
+# --------------------------------------------------------------------------- folder with a yaml
+
+
+def test_folder_with_a_data_yaml_reads_the_yaml(tmp_path: Path) -> None:
+    """read_yolo(folder) uses the folder's data.yaml (split=None means train), like load_annotations."""
+    y = make_yolo_dataset(tmp_path, {"a": ["1 0.5 0.5 0.2 0.2"]}, names=("x", "y"))
+    for split in ("train", None):
+        a = read_yolo(tmp_path, split)
+        assert a.class_names == ("x", "y") and a.labels.tolist() == [1]
+        np.testing.assert_array_equal(a.boxes, read_yolo(y, "train").boxes)
+
+
+# --------------------------------------------------------------------------- float32 storage
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ["0 0.5 0.5 1e-9 0.1"],  # alone: the vectorised path must hand it over
+        ["0 0.5 0.5 0.1 0.1", "0 0.5 0.5 1e-9 0.1"],
+        ["0 0.5 0.5 0.1 0.1", "1 0.25 0.5 0.2500000001 0.5 0.25 0.6"],  # a 1e-10-wide polygon
+        ["0 0.005 0.5 0.011 0.2", "0 0.5 0.5 0.1 1e-9"],  # beside a clip: row-by-row path
+    ],
+)
+def test_box_without_area_in_float32_is_dropped_and_named(tmp_path: Path, rows: list[str]) -> None:
+    """A box with area in float64 but none in float32 (the stored dtype) is a counted drop naming file:line."""
+    y = make_yolo_dataset(tmp_path, {"a": rows})
+    a = read_yolo(y, "train")
+    assert a.num_boxes == len(rows) - 1 and a.report.dropped_zero_area == 1
+    detail = next(d for d in a.report.details if "float32" in d)
+    assert f"a.txt:{len(rows)}: zero-area box" in detail
+    for i in range(len(a)):
+        a.target(i)  # every kept box builds a Target
+
+
+def test_strict_box_without_area_in_float32_is_an_error(tmp_path: Path) -> None:
+    """With strict=True the float32-degenerate row is an error naming file:line."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1", "0 0.5 0.5 1e-9 0.1"]})
+    with pytest.raises(DatasetError, match=r"a\.txt:2: zero-area box .* float32"):
+        read_yolo(y, "train", strict=True)
+
+
+# --------------------------------------------------------------------------- same-stem images
+
+
+def test_images_sharing_a_label_file_are_an_error_naming_both(tmp_path: Path) -> None:
+    """a.jpg and a.png in one folder would both read a.txt: an error names both images."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1"], "b": ["0 0.5 0.5 0.1 0.1"]})
+    png = write_image(tmp_path / "images" / "train" / "a.png")
+    with pytest.raises(DatasetError) as info:
+        read_yolo(y, "train")
+    (problem,) = info.value.problems
+    assert str(png) in problem and str(tmp_path / "images" / "train" / "a.jpg") in problem
+    assert str(tmp_path / "labels" / "train" / "a.txt") in problem
+
+
+def test_writer_refuses_images_that_would_share_a_label_file(tmp_path: Path) -> None:
+    """Two images whose names differ only in the extension are refused before anything is written."""
+    b = AnnotationsBuilder()
+    jpg = write_image(tmp_path / "src1" / "a.jpg")
+    png = write_image(tmp_path / "src2" / "a.png")
+    b.add(jpg, (48, 64), [[1, 2, 10, 20]], [0])
+    b.add(png, (48, 64), [[5, 5, 30, 30]], [1])
+    with pytest.raises(DatasetError, match="share one YOLO label file") as info:
+        write_yolo(b.build(("a", "b")), tmp_path / "out")
+    text = "\n".join(info.value.problems)
+    assert str(jpg) in text and str(png) in text and "labels/train/a.txt" in text
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- duplicates by value
+
+
+@pytest.mark.parametrize(
+    "rows",
+    [
+        ["0 0.50 0.5 0.1 0.1", "0 0.5 0.5 0.1 0.1"],
+        ["0 0.5 0.5 0.1 0.1", "0.0 5e-1 0.5 1e-1 0.10"],
+        ["-0 0.5 0.5 0.1 0.1", "0 0.5 0.5 0.1 0.1"],
+        ["0 0.005 0.5 0.011 0.2", "0 0.5 0.5 0.1 0.1", "0 0.500 0.5 0.1 0.1"],  # row-by-row path
+    ],
+)
+def test_duplicates_written_differently_are_duplicates(tmp_path: Path, rows: list[str]) -> None:
+    """Rows with the same values but different text count as duplicates, like exact repeats."""
+    y = make_yolo_dataset(tmp_path, {"a": rows})
+    a = read_yolo(y, "train")
+    assert a.num_boxes == len(rows) - 1 and a.report.dropped_duplicates == 1
+    n = len(rows)
+    assert any(f"a.txt:{n}: exact duplicate of line {n - 1}" in d for d in a.report.details)
+
+
+# --------------------------------------------------------------------------- bad bytes
+
+
+def test_latin1_data_yaml_is_an_error_naming_it(tmp_path: Path) -> None:
+    """A data.yaml that is not UTF-8 gives a DatasetError naming the file, not UnicodeDecodeError."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1"]})
+    y.write_bytes("train: images/train\nnames: [caf\xe9]\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8") as info:
+        read_yolo(y, "train")
+    assert str(y) in str(info.value)
+
+
+def test_latin1_classes_txt_is_an_error_naming_it(tmp_path: Path) -> None:
+    """A classes.txt that is not UTF-8 gives a DatasetError naming the file."""
+    write_image(tmp_path / "a.jpg")
+    write_labels(tmp_path / "a.txt", ["0 0.5 0.5 0.2 0.2"])
+    (tmp_path / "classes.txt").write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8") as info:
+        read_yolo(tmp_path, split=None)
+    assert str(tmp_path / "classes.txt") in str(info.value)
+
+
+def test_latin1_image_list_is_an_error_naming_it(tmp_path: Path) -> None:
+    """A split's .txt image list that is not UTF-8 is a problem naming the list."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1"]})
+    lst = tmp_path / "train.txt"
+    lst.write_bytes("images/train/caf\xe9.jpg\n".encode("latin-1"))
+    y.write_text("train: train.txt\nnames: [a]\n")
+    with pytest.raises(DatasetError, match="not UTF-8") as info:
+        read_yolo(y, "train")
+    assert str(lst) in str(info.value)
+
+
+def _alias_bomb(levels: int = 8) -> str:
+    lines = ["a: &a [x, x, x, x, x, x, x, x, x]"]
+    prev = "a"
+    for k in range(levels - 1):
+        name = f"l{k}"
+        lines.append(f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]")
+        prev = name
+    return "\n".join(lines) + f"\ntrain: images/train\nnames: [*{prev}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (_alias_bomb(), "alias bomb"),
+        ("train: images/train\nnames: &n [a, *n]\n", "refers to itself"),
+        ("train: images/train\nnames: " + "[" * 1000 + "]" * 1000 + "\n", "nested too deeply"),
+        ("train: images/train\nnc: .inf\nnames: [a]\n", "'nc' must be an integer"),
+        ("train: images/train\nnc: 1.5\nnames: [a]\n", "'nc' must be an integer"),
+        ("train: images/train\nnames: [2001-13-45]\n", "invalid YAML value"),
+        ("train: images/train\nnames: [[a, b]]\n", "is not a string"),
+        ("train: images/train\nnames: {.inf: a}\n", "keys must be integer"),
+        ("path: ~nosuchuser_y2r/ds\ntrain: images/train\nnames: [a]\n", "does not exist"),
+    ],
+)
+def test_hostile_yaml_is_a_dataset_error(tmp_path: Path, text: str, match: str) -> None:
+    """Alias bombs, self-reference, deep nesting and odd values give a DatasetError naming the yaml."""
+    y = tmp_path / "data.yaml"
+    y.write_text(text)
+    with pytest.raises(DatasetError, match=match) as info:
+        load_data_yaml(y)
+    assert str(y) in str(info.value) and len(str(info.value)) < 2000
+
+
+def test_error_messages_quote_at_most_a_few_hundred_characters(tmp_path: Path) -> None:
+    """A 100k-character name, path or token is cut in the message, never quoted whole."""
+    long = "x" * 100_000
+    y = make_yolo_dataset(tmp_path, {"a": [f"0 0.5 0.5 0.1 {long}"]})
+    with pytest.raises(DatasetError) as info:
+        read_yolo(y, "train")
+    assert "a.txt:1: 'xxx" in str(info.value) and len(str(info.value)) < 1000
+    for text in (
+        f"train: t\nnames: [{long}, {long}]\n",
+        f"path: /nowhere/{long}\ntrain: t\nnames: [a]\n",
+    ):
+        y.write_text(text)
+        with pytest.raises(DatasetError) as info:
+            read_yolo(y, "train")
+        assert len(str(info.value)) < 2000
+
+
+# --------------------------------------------------------------------------- non-regular files
+
+
+@pytest.fixture
+def no_hang() -> Iterator[None]:
+    """Turn a reader blocked on a FIFO into a test failure instead of a hung test run."""
+    if not hasattr(signal, "SIGALRM"):
+        pytest.skip("needs SIGALRM")
+
+    def blocked(*_: object) -> None:
+        raise TimeoutError("the reader blocked opening a FIFO")
+
+    old = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(60)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_fifo_named_like_an_image_is_never_opened(tmp_path: Path, no_hang: None) -> None:
+    """A FIFO called p.jpg in an image folder is a problem naming it; it is not opened."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1"]})
+    fifo = tmp_path / "images" / "train" / "p.jpg"
+    os.mkfifo(fifo)
+    with pytest.raises(DatasetError, match="not a regular file") as info:
+        read_yolo(y, "train")
+    assert str(fifo) in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
+def test_list_lines_naming_a_fifo_or_device_are_never_opened(tmp_path: Path, no_hang: None) -> None:
+    """Image-list lines naming a FIFO or /dev/null are problems naming list:line."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.1 0.1"]})
+    os.mkfifo(tmp_path / "pipe.jpg")
+    lst = tmp_path / "train.txt"
+    lst.write_text("images/train/a.jpg\npipe.jpg\n/dev/null\n")
+    y.write_text("train: train.txt\nnames: [a]\n")
+    with pytest.raises(DatasetError) as info:
+        read_yolo(y, "train")
+    assert [p.split(": ")[0] for p in info.value.problems] == [f"{lst}:2", f"{lst}:3"]
+    assert all("not a regular file" in p for p in info.value.problems)
+
+
+def test_list_lines_may_name_images_outside_the_dataset(tmp_path: Path) -> None:
+    """Ultralytics and Darknet lists often hold paths elsewhere: regular image files are read."""
+    y = make_yolo_dataset(tmp_path / "ds", {"a": ["0 0.5 0.5 0.1 0.1"]})
+    outside = write_image(tmp_path / "pool" / "images" / "b.jpg")
+    write_labels(tmp_path / "pool" / "labels" / "b.txt", ["1 0.5 0.5 0.2 0.2"])
+    (tmp_path / "ds" / "train.txt").write_text(
+        f"images/train/a.jpg\n../pool/images/b.jpg\n{outside}\n"
+    )
+    y.write_text("train: train.txt\nnames: [a, b]\n")
+    a = read_yolo(y, "train")
+    assert [Path(p).name for p in a.paths.tolist()] == ["a.jpg", "b.jpg"]
+    assert a.labels.tolist() == [0, 1]
+
+
+# --------------------------------------------------------------------------- property tests
+
+#: Values that pass float64 checks but not float32 storage, non-finite, signed zero,
+#: huge, and text that float() reads differently from a person (weighted towards numbers).
+_SPECIAL_NUMBERS = [
+    "nan", "inf", "-inf", "1e-9", "1e-9", "1e-7", "-0", "0", "1", "2", "-1", "1e308",
+    "-1e308", "1e-320", "1e400", "0.50", "5e-1", "+.5", "1_0",
+]  # fmt: skip
+_SPECIAL_TOKENS = [*_SPECIAL_NUMBERS, "0x1", "0.5.5", "\u0661", "\x00", "é", ""]
+
+_unit = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def _row(draw: st.DrawFn) -> list[str]:
+    """A valid ``class cx cy w h`` row inside the image, as tokens."""
+    w, h = draw(st.floats(1e-3, 1.0)), draw(st.floats(1e-3, 1.0))
+    cx, cy = draw(st.floats(w / 2, 1 - w / 2)), draw(st.floats(h / 2, 1 - h / 2))
+    return [str(draw(st.integers(0, 1))), repr(cx), repr(cy), repr(w), repr(h)]
+
+
+def _mutate_bytes(draw: st.DrawFn, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(draw(st.integers(0, 3))):
+        op = draw(st.sampled_from(["flip", "insert", "delete"]))
+        pos = draw(st.integers(0, len(out)))
+        if op == "insert":
+            out[pos:pos] = draw(st.binary(min_size=1, max_size=3))
+        elif out and op == "flip":
+            out[min(pos, len(out) - 1)] ^= draw(st.integers(1, 255))
+        elif out:
+            del out[min(pos, len(out) - 1)]
+    return bytes(out)
+
+
+@st.composite
+def label_file_text(draw: st.DrawFn) -> str:
+    """A valid YOLO label file, then value, token and row mutations, odd separators, a BOM."""
+    rows: list[list[str]] = draw(st.lists(_row(), max_size=4))
+    for _ in range(draw(st.integers(0, 3))):
+        if not rows:
+            break
+        i = draw(st.integers(0, len(rows) - 1))
+        j = draw(st.integers(0, len(rows[i]) - 1)) if rows[i] else 0
+        op = draw(
+            st.sampled_from(["value", "value", "token", "drop", "dup_token", "dup_row", "polygon"])
+        )
+        if op == "value" and len(rows[i]) == 5:  # a coordinate: keeps the row's shape
+            rows[i][draw(st.integers(1, 4))] = draw(st.sampled_from(_SPECIAL_NUMBERS))
+        elif op == "token" and rows[i]:
+            rows[i][j] = draw(st.sampled_from(_SPECIAL_TOKENS))
+        elif op == "drop" and rows[i]:
+            del rows[i][j]
+        elif op == "dup_token" and rows[i]:
+            rows[i].insert(j, rows[i][j])
+        elif op == "dup_row":
+            rows.insert(i, list(rows[i]))
+        elif op == "polygon":
+            rows[i] = rows[i][:1] + [repr(draw(_unit)) for _ in range(2 * draw(st.integers(3, 5)))]
+    sep = draw(st.sampled_from(["\n", "\r\n", "\r", " \t\n", "\n\n"]))
+    text = sep.join(draw(st.sampled_from([" ", "\t", "  "])).join(r) for r in rows)
+    return ("\ufeff" if draw(st.booleans()) else "") + text
+
+
+@st.composite
+def label_file_bytes(draw: st.DrawFn) -> bytes:
+    """:func:`label_file_text`, then byte flips, insertions (invalid UTF-8) and deletions."""
+    return _mutate_bytes(draw, draw(label_file_text()).encode())
+
+
+_VALID_YAML = "train: images/train\nval: images/train\nnc: 2\nnames: [a, b]\n"
+_SPECIAL_YAML = [
+    "&x [a, b]", "*x", "[[a]]", "{0: a, 1: a}", "{1: b, 0: a}", ".inf", "2.5", "2001-13-45",
+    "!!binary x", "~", "''", "'\\0'", "~nosuchuser_y2r/x", "[a, b, c]", "{.nan: a}",
+    "!!python/object:os.system x", "images/train/a.jpg", "/dev/null", "[images/train, x.txt]",
+    "{a: 1}", "yes", "-1", "0x10", "'a\\x85b'", "[a, *y]", "&y [b]",
+]  # fmt: skip
+
+
+@st.composite
+def data_yaml_bytes(draw: st.DrawFn) -> bytes:
+    """A valid data.yaml, then value, line and byte mutations (Latin-1 sometimes)."""
+    lines = _VALID_YAML.splitlines()
+    for _ in range(draw(st.integers(0, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        op = draw(st.sampled_from(["value", "drop", "dup", "path"]))
+        if op == "value":
+            key = lines[i].split(":")[0]
+            lines[i] = f"{key}: {draw(st.sampled_from(_SPECIAL_YAML))}"
+        elif op == "drop" and len(lines) > 1:
+            del lines[i]
+        elif op == "dup":
+            lines.insert(i, lines[i])
+        else:
+            lines.insert(0, f"path: {draw(st.sampled_from(['.', 'nowhere', '~', '/nowhere/ds']))}")
+    text = "\n".join(lines) + "\n"
+    data = text.encode("latin-1", "replace") if draw(st.booleans()) else text.encode()
+    return _mutate_bytes(draw, data)
+
+
+@pytest.fixture(scope="module")
+def tiny_yolo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 16x16 images in images/train; each example writes its own label files and yaml."""
+    root = tmp_path_factory.mktemp("tiny_yolo")
+    write_image(root / "images" / "train" / "a.jpg", (16, 16))
+    write_image(root / "images" / "train" / "b.png", (16, 12))
+    (root / "labels" / "train").mkdir(parents=True)
+    return root
+
+
+def _library_error_or_valid(load: Callable[[], Annotations]) -> None:
+    try:
+        ann = load()
+    except Yolo2RetinaError:
+        return
+    for i in range(len(ann)):
+        ann.target(i)
+
+
+def _read_tiny(root: Path, a: bytes, b: bytes, strict: bool) -> None:
+    (root / "labels" / "train" / "a.txt").write_bytes(a)
+    (root / "labels" / "train" / "b.txt").write_bytes(b)
+    (root / "data.yaml").write_text(_VALID_YAML)
+    _library_error_or_valid(lambda: read_yolo(root / "data.yaml", "train", strict=strict))
+
+
+@settings(max_examples=120, deadline=None)
+@given(a=label_file_text(), b=label_file_text(), strict=st.booleans())
+@example(a="0 0.5 0.5 1e-9 0.1", b="", strict=False)  # zero-area only in float32
+@example(a="1 0.5 0.5 0.1 1e-9\n0 0.5 0.5 0.2 0.2", b="0 0.5 0.5 0.2 0.2", strict=True)
+def test_mutated_label_rows_give_a_library_error_or_valid_targets(
+    tiny_yolo: Path, a: str, b: str, strict: bool
+) -> None:
+    """Any value, token or row mutation gives Yolo2RetinaError or Annotations whose every Target builds."""
+    _read_tiny(tiny_yolo, a.encode(), b.encode(), strict)
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=label_file_bytes(), b=label_file_bytes(), strict=st.booleans())
+def test_mutated_label_bytes_give_a_library_error_or_valid_targets(
+    tiny_yolo: Path, a: bytes, b: bytes, strict: bool
+) -> None:
+    """Byte-level damage (invalid UTF-8, NUL, flipped bits) gives a library error or valid Targets."""
+    _read_tiny(tiny_yolo, a, b, strict)
+
+
+@settings(max_examples=120, deadline=None)
+@given(text=data_yaml_bytes())
+def test_mutated_data_yaml_gives_a_library_error_or_valid_targets(
+    tiny_yolo: Path, text: bytes
+) -> None:
+    """Any mutation of data.yaml gives Yolo2RetinaError or Annotations whose every Target builds."""
+    (tiny_yolo / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tiny_yolo / "labels" / "train" / "b.txt").write_text("1 0.25 0.25 0.2 0.2\n")
+    (tiny_yolo / "data.yaml").write_bytes(text)
+    _library_error_or_valid(lambda: read_yolo(tiny_yolo / "data.yaml", "train"))

@@ -15,6 +15,7 @@ segmentation polygons ``class x1 y1 ... xn yn`` (converted to their enclosing bo
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,13 @@ from yolo2retina.formats._common import (
     atomic_write_text,
     common_names,
     flag_losses,
+    float32_box_problems,
     fmt_number,
+    path_kind,
     place_image,
+    quote,
     read_classes_txt,
+    read_text_file,
     refuse_existing,
     split_candidates,
     unique_names,
@@ -53,6 +58,23 @@ __all__ = [
 
 #: Normalized coordinates may lie this far outside [0, 1] (1% of the image) and are clipped.
 CLIP_TOLERANCE = 0.01
+
+#: A data.yaml whose aliases expand to more YAML nodes than this is refused. Real files
+#: have a few dozen (a 1203-class LVIS ``names`` has about 2500); a 266-byte "billion
+#: laughs" file of nested aliases expands to tens of millions.
+MAX_YAML_NODES = 100_000
+
+
+def _abs(path: str | os.PathLike[str]) -> Path:
+    """Absolute, lexically normalized path; symlinks are kept as written (never resolved)."""
+    return Path(os.path.abspath(path))
+
+
+def _expanduser(text: str) -> Path:
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:  # "~nosuchuser/..."
+        return Path(text)
 
 
 def image_to_label_path(image_path: str | os.PathLike[str]) -> Path:
@@ -104,39 +126,65 @@ def _parse_names(file: Path, raw: dict[str, Any]) -> list[str]:
     if names is None:
         raise DatasetError(f"{file}: no 'names' key (the list of class names)")
     if isinstance(names, dict):
-        try:
-            keyed = {int(k): str(v) for k, v in names.items()}
-        except (TypeError, ValueError):
-            raise DatasetError(f"{file}: 'names' keys must be integer class ids") from None
+        keyed = {}
+        for k, v in names.items():
+            kid = _as_int(k)
+            if kid is None:
+                raise DatasetError(
+                    f"{file}: 'names' keys must be integer class ids, got {quote(k)}"
+                )
+            keyed[kid] = _name(file, v)
         if sorted(keyed) != list(range(len(keyed))):
             raise DatasetError(
-                f"{file}: 'names' ids must be 0..{len(keyed) - 1}, got {sorted(keyed)}"
+                f"{file}: 'names' ids must be 0..{len(keyed) - 1}, got {quote(sorted(keyed))}"
             )
         out = [keyed[i] for i in range(len(keyed))]
     elif isinstance(names, list):
-        out = [str(n) for n in names]
+        out = [_name(file, n) for n in names]
     else:
         raise DatasetError(f"{file}: 'names' must be a list or an {{id: name}} mapping")
     if nc is not None:
-        try:
-            nc_int = int(nc)
-        except (TypeError, ValueError):
-            raise DatasetError(f"{file}: 'nc' must be an integer, got {nc!r}") from None
+        nc_int = _as_int(nc)
+        if nc_int is None:
+            raise DatasetError(f"{file}: 'nc' must be an integer, got {quote(nc)}")
         if nc_int != len(out):
             raise DatasetError(f"{file}: nc is {nc_int} but 'names' lists {len(out)} classes")
     if len(set(out)) != len(out):
-        raise DatasetError(f"{file}: 'names' has duplicate class names: {out}")
+        dup = sorted(n for n, k in Counter(out).items() if k > 1)
+        raise DatasetError(f"{file}: 'names' has duplicate class names: {quote(dup)}")
     return out
 
 
+def _as_int(value: object) -> int | None:
+    """``value`` as an int when it is one (``3``, ``3.0``, ``"3"``), else ``None``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def _name(file: Path, value: object) -> str:
+    """A class name from the yaml: a string or a number, never a list, mapping or null."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise DatasetError(f"{file}: class name {quote(value)} is not a string")
+
+
 def _resolve_root(file: Path, raw: dict[str, Any]) -> tuple[Path, list[str]]:
-    here = file.parent
+    # The yaml's folder with symlinks resolved, like an explicit `path:` is: the same
+    # dataset gives the same image paths through a relative path, a symlink or `.`.
+    here = Path(os.path.realpath(file.parent))
     declared = raw.get("path")
     if declared in (None, ""):
         return here, []
-    p = Path(str(declared)).expanduser()
+    p = _expanduser(str(declared))
     root = p if p.is_absolute() else (here / p)
-    if root.is_dir():
+    if path_kind(root) == "dir":
         return root.resolve(), []
     looked = [root]
     candidates = []
@@ -146,15 +194,15 @@ def _resolve_root(file: Path, raw: dict[str, Any]) -> tuple[Path, list[str]]:
     candidates.append(here)
     for c in candidates:
         looked.append(c)
-        if c.is_dir() and any((c / str(s)).exists() for s in _split_values(raw)):
+        if path_kind(c) == "dir" and any(path_kind(c / s) != "missing" for s in _split_values(raw)):
             note = (
-                f"{file}: path '{declared}' does not exist; "
+                f"{file}: path {quote(str(declared))} does not exist; "
                 f"using '{c.resolve()}' found beside the yaml"
             )
             return c.resolve(), [note]
     raise DatasetError(
-        f"{file}: dataset path '{declared}' does not exist. Looked in: "
-        + ", ".join(str(x) for x in looked)
+        f"{file}: dataset path {quote(str(declared))} does not exist. Looked in: "
+        + ", ".join(quote(str(x)) for x in looked)
     )
 
 
@@ -178,15 +226,11 @@ def load_data_yaml(file: str | os.PathLike[str]) -> DataYaml:
 
     Raises:
         DatasetError: unreadable yaml, missing keys, ``nc``/``names`` mismatch, or a
-            dataset path that cannot be found (the message lists where it looked).
+            dataset path that cannot be found (the message lists where it looked), a
+            file that is not UTF-8, or aliases that expand beyond :data:`MAX_YAML_NODES`.
     """
     f = Path(file)
-    try:
-        raw = yaml.safe_load(f.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise DatasetError(f"{f}: data.yaml not found") from None
-    except yaml.YAMLError as e:
-        raise DatasetError(f"{f}: invalid YAML: {e}") from None
+    raw = _load_yaml(f)
     if not isinstance(raw, dict):
         raise DatasetError(f"{f}: expected a mapping with path/train/val/names")
     class_names = _parse_names(f, raw)
@@ -200,27 +244,126 @@ def load_data_yaml(file: str | os.PathLike[str]) -> DataYaml:
         resolved = []
         for entry in entries:
             s = str(entry)
-            p = Path(s).expanduser()
+            p = _expanduser(s)
             q = p if p.is_absolute() else root / p
-            if not q.exists() and s.startswith("../"):
+            if path_kind(q) == "missing" and s.startswith("../"):
                 q = root / s[3:]  # Roboflow writes ../train/images next to the yaml
-            resolved.append(q)
+            resolved.append(_abs(q))
         splits[key] = resolved
     return DataYaml(f, root, splits, class_names, notes)
 
 
-def _list_images(folder: Path) -> list[Path]:
+def _load_yaml(file: Path) -> Any:
+    """``yaml.safe_load`` of a data.yaml, refusing alias bombs and deep nesting."""
+    text = read_text_file(file, "data.yaml")
+    loader: yaml.SafeLoader | None = None
+    try:
+        loader = yaml.SafeLoader(text)  # checks for unprintable characters
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_yaml_size(file, node)
+        return loader.construct_document(node)
+    except DatasetError:
+        raise
+    except yaml.YAMLError as e:
+        raise DatasetError(f"{file}: invalid YAML: {_cut(str(e))}") from None
+    except RecursionError:
+        raise DatasetError(f"{file}: invalid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as e:  # e.g. a date 2001-13-45
+        raise DatasetError(f"{file}: invalid YAML value: {_cut(str(e))}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _cut(text: str, limit: int = 500) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def _check_yaml_size(file: Path, root: yaml.Node) -> None:
+    """Refuse a document whose aliases expand to more than :data:`MAX_YAML_NODES` nodes.
+
+    Each node's expanded size is computed once (memoized), so a "billion laughs" file is
+    measured in time proportional to its text, never expanded.
+    """
+    size: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children = _yaml_children(node)
+        if finished:
+            open_nodes.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            if size[key] > MAX_YAML_NODES:
+                raise DatasetError(
+                    f"{file}: YAML aliases expand to more than {MAX_YAML_NODES} values; "
+                    "a data.yaml needs a few dozen (refused as an alias bomb)"
+                )
+            continue
+        if key in size:
+            continue
+        if key in open_nodes:
+            raise DatasetError(f"{file}: YAML alias refers to itself (a recursive structure)")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _list_images(folder: Path, problems: list[str]) -> list[Path]:
+    """Image files under ``folder`` (recursively, not into linked folders), sorted.
+
+    A name with an image extension that is not a regular file (a FIFO, device, socket,
+    folder or broken link) is a problem and is never opened.
+    """
     out = []
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
-                out.append(Path(dirpath) / name)
+    stack = [os.fspath(folder)]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as e:
+            problems.append(f"{d}: cannot list folder ({e.strerror or e})")
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                if path_kind(entry.path) == "file":
+                    out.append(Path(entry.path))
+                else:
+                    problems.append(f"{entry.path}: {_NOT_REGULAR}")
     return sorted(out)
 
 
+_NOT_REGULAR = "not a regular file (a FIFO, device, socket, folder or broken link); not opened"
+
+
 def _images_from_list(list_file: Path, root: Path, problems: list[str]) -> list[Path]:
+    """Images named in a split list file, one path per line.
+
+    Relative lines are tried against the list's folder, then the dataset root. Lines
+    may point outside the dataset (Ultralytics and Darknet lists often hold absolute
+    paths), but only to regular files: anything else is a problem naming the line.
+    """
+    try:
+        text = read_text_file(list_file, "image list")
+    except DatasetError as e:
+        problems.append(str(e))
+        return []
     out = []
-    for lineno, line in enumerate(list_file.read_text(encoding="utf-8-sig").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s:
             continue
@@ -228,9 +371,12 @@ def _images_from_list(list_file: Path, root: Path, problems: list[str]) -> list[
         if not p.is_absolute():
             # Ultralytics: "./x.jpg" is relative to the list's folder; otherwise try root too.
             cand = [list_file.parent / p, root / p]
-            p = next((c for c in cand if c.exists()), cand[0])
-        if not p.exists():
-            problems.append(f"{list_file}:{lineno}: image '{s}' does not exist")
+            p = next((c for c in cand if path_kind(c) != "missing"), cand[0])
+        p = _abs(p)
+        kind = path_kind(p)
+        if kind != "file":
+            what = "does not exist" if kind == "missing" else "is " + _NOT_REGULAR
+            problems.append(f"{list_file}:{lineno}: image {quote(s)} {what}")
             continue
         out.append(p)
     return out
@@ -252,26 +398,30 @@ def _parse_clean_boxes(
     duplicates); the row-by-row path then produces the exact messages and counts.
     """
     if not lines:
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     if any(len(t) != 5 for _, t in lines):
         return None
     try:
         arr = np.array([t for _, t in lines], dtype=np.float64)
-    except ValueError:
+    except (ValueError, OverflowError):
+        return None
+    if not np.isfinite(arr).all():
         return None
     cls = arr[:, 0]
-    norm = box_ops.cxcywh_to_xyxy(arr[:, 1:])
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e308 + 1e308 / 2 -> inf: refused below
+        norm = box_ops.cxcywh_to_xyxy(arr[:, 1:])
     ok = (
-        np.isfinite(arr).all()
-        and bool((cls == np.floor(cls)).all())
+        bool((cls == np.floor(cls)).all())
         and bool(((cls >= 0) & (cls < num_classes)).all())
         and bool((arr[:, 3:] > 0).all())
         and bool(((norm >= 0) & (norm <= 1)).all())
-        and len({tuple(t) for _, t in lines}) == len(lines)
+        # duplicates by value: "0.50" and "0.5" are the same row (-0.0 equals 0.0 here)
+        and len(set(map(tuple, arr.tolist()))) == len(lines)
     )
     if not ok:
         return None
-    xyxy = box_ops.xyxy_norm_to_xyxy(norm, image_wh)
+    # checked in float32, the dtype Annotations stores: w=1e-9 has no area there
+    xyxy = box_ops.xyxy_norm_to_xyxy(norm, image_wh).astype(np.float32)
     if not ((xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])).all():
         return None
     return xyxy, cls.astype(np.int64)
@@ -289,7 +439,10 @@ def _parse_label_file(
         text = label.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         problems.append(f"{label}: not a UTF-8 text file")
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+    except OSError as e:
+        problems.append(f"{label}: cannot read label file ({e.strerror or e})")
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     lines = [
         (n, toks) for n, toks in enumerate((ln.split() for ln in text.splitlines()), 1) if toks
     ]
@@ -299,7 +452,7 @@ def _parse_label_file(
     rows: list[np.ndarray] = []
     cls_ids: list[int] = []
     linenos: list[int] = []
-    seen: dict[tuple[str, ...], int] = {}
+    seen: dict[tuple[float, ...], int] = {}
     for lineno, toks in lines:
         where = f"{label}:{lineno}"
         n = len(toks)
@@ -312,7 +465,7 @@ def _parse_label_file(
         vals = [_parse_float(t) for t in toks]
         bad = [t for t, v in zip(toks, vals, strict=True) if v is None]
         if bad:
-            problems.append(f"{where}: '{bad[0]}' is not a number")
+            problems.append(f"{where}: {quote(bad[0])} is not a number")
             continue
         fv = np.array(vals, dtype=np.float64)
         if not np.isfinite(fv).all():
@@ -320,12 +473,12 @@ def _parse_label_file(
             continue
         c = fv[0]
         if c != int(c) or c < 0:
-            problems.append(f"{where}: class id '{toks[0]}' is not a non-negative integer")
+            problems.append(f"{where}: class id {quote(toks[0])} is not a non-negative integer")
             continue
         if int(c) >= num_classes:
             problems.append(f"{where}: class id {int(c)} >= number of classes {num_classes}")
             continue
-        key = tuple(toks)
+        key = tuple((fv + 0.0).tolist())  # parsed values: "0.50" repeats "0.5"; -0 is 0
         if key in seen:
             msg = f"{where}: exact duplicate of line {seen[key]}"
             if strict:
@@ -337,9 +490,10 @@ def _parse_label_file(
         coords = fv[1:]
         if n == 5:
             if coords[2] <= 0 or coords[3] <= 0:
-                problems.append(f"{where}: zero-area box (w={toks[3]}, h={toks[4]})")
+                problems.append(f"{where}: zero-area box (w={quote(toks[3])}, h={quote(toks[4])})")
                 continue
-            norm = box_ops.cxcywh_to_xyxy(coords)[0]
+            with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused below
+                norm = box_ops.cxcywh_to_xyxy(coords)[0]
         else:
             norm = box_ops.polygon_norm_to_xyxy(coords, (1.0, 1.0))[0]
             if norm[2] <= norm[0] or norm[3] <= norm[1]:
@@ -347,7 +501,7 @@ def _parse_label_file(
                 continue
         if (norm < -CLIP_TOLERANCE).any() or (norm > 1 + CLIP_TOLERANCE).any():
             problems.append(
-                f"{where}: box edges {np.round(norm, 4).tolist()} lie outside [0, 1] "
+                f"{where}: box edges [{', '.join(f'{v:.4g}' for v in norm)}] lie outside [0, 1] "
                 f"by more than {CLIP_TOLERANCE:g}"
             )
             continue
@@ -365,43 +519,44 @@ def _parse_label_file(
         cls_ids.append(int(c))
         linenos.append(lineno)
     if not rows:
-        return np.zeros((0, 4)), np.zeros(0, np.int64)
+        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
     norm_xyxy = np.clip(np.stack(rows), 0.0, 1.0)
     xyxy = box_ops.clip_xyxy(box_ops.xyxy_norm_to_xyxy(norm_xyxy, image_wh), image_wh)
-    keep = (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
-    for i in np.flatnonzero(~keep):
-        msg = f"{label}:{linenos[i]}: zero-area box in pixels"
-        if strict:
+    # validated in float32, the dtype Annotations stores (w=1e-9 has area only in float64)
+    keep = np.ones(len(rows), dtype=bool)
+    for i, msg in float32_box_problems(xyxy, keep, lambda i: f"{label}:{linenos[i]}"):
+        keep[i] = False
+        if strict or "float32 range" in msg:
             problems.append(msg)
         else:
             report.note("dropped_zero_area", msg + " (dropped)")
-    return xyxy[keep], np.asarray(cls_ids, dtype=np.int64)[keep]
+    return xyxy[keep].astype(np.float32), np.asarray(cls_ids, dtype=np.int64)[keep]
 
 
 def _read_classes_txt(folder: Path, stop: Path) -> list[str] | None:
     d = folder
     while True:
         f = d / "classes.txt"
-        if f.is_file():
+        if path_kind(f) == "file":
             return read_classes_txt(f)
         if d == stop or d.parent == d:
             return None
         d = d.parent
 
 
-def _folder_sources(folder: Path, split: str | None) -> tuple[list[Path], list[str]]:
+def _folder_sources(folder: Path, split: str | None, shown: Path) -> tuple[list[Path], list[str]]:
     if split:
         for c in (folder / "images" / split, folder / split / "images", folder / split):
-            if c.is_dir():
-                return [c], []
+            if path_kind(c) == "dir":
+                return [_abs(c)], []
         if any(
-            (folder / s).is_dir() or (folder / "images" / s).is_dir()
+            path_kind(folder / s) == "dir" or path_kind(folder / "images" / s) == "dir"
             for s in ("train", "val", "valid", "test")
         ):
             raise DatasetError(
-                f"{folder}: no '{split}' split. Looked for images/{split}, {split}/images and {split}"
+                f"{shown}: no '{split}' split. Looked for images/{split}, {split}/images and {split}"
             )
-    if (folder / "images").is_dir():
+    if path_kind(folder / "images") == "dir":
         return [folder / "images"], []
     return [folder], []
 
@@ -416,49 +571,66 @@ def read_yolo(
     """Load a YOLO split into flat :class:`Annotations`.
 
     Args:
-        source: an Ultralytics ``data.yaml``, or a folder (Ultralytics ``images/`` +
-            ``labels/`` layout, or a flat Darknet folder with ``classes.txt``).
+        source: an Ultralytics ``data.yaml``; a folder that holds one (it is used, and
+            ``split=None`` then means ``train``); or a folder without one (Ultralytics
+            ``images/`` + ``labels/`` layout, or a flat Darknet folder with ``classes.txt``).
         split: ``"train"``, ``"val"``, ``"test"`` (a key of the yaml), or ``None`` for
             a whole flat folder.
         class_names: override the class names (required when no yaml or classes.txt exists).
         strict: turn clips and drops into errors.
 
     Boxes slightly outside the image (up to 1%) are clipped, boxes with no area after
-    clipping and exact duplicate rows are dropped; all are counted in ``report``.
-    Images with an empty or missing label file are kept as background.
+    clipping or once stored as float32, and rows that repeat an earlier row's values are
+    dropped; all are counted in ``report``. Images with an empty or missing label file
+    are kept as background. Two images that share a label file (``a.jpg`` and ``a.png``
+    in one folder) are an error.
+
+    ``source`` may be relative, absolute, ``.`` or reached through a symlink: the result
+    is the same. Image paths are absolute, with the dataset root's symlinks resolved.
 
     Raises:
         DatasetError: listing every problem as ``file:line: message``.
     """
     src = Path(source)
     problems: list[str] = []
+    src_kind = path_kind(src)
+    yml = _find_yaml(src) if src_kind == "dir" else src if src_kind == "file" else None
+    if yml is not None and yml is not src and split is None:
+        split = "train"
     report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
     names: list[str] | None = list(class_names) if class_names is not None else None
     image_files: list[Path] = []
-    if src.is_file() and src.suffix.lower() in (".yaml", ".yml"):
-        dy = load_data_yaml(src)
+    if yml is not None and yml.suffix.lower() in (".yaml", ".yml"):
+        dy = load_data_yaml(yml)
         report.details.extend(dy.notes)
         names = names or dy.class_names
         if split is None or split not in dy.splits:
             raise DatasetError(
                 f"{src}: no split '{split}'; the yaml defines {sorted(dy.splits) or 'none'}"
             )
-        for entry in dy.splits[split]:
-            if entry.is_dir():
-                image_files += _list_images(entry)
-            elif entry.is_file() and entry.suffix == ".txt":
+        kinds = {entry: path_kind(entry) for entry in dy.splits[split]}
+        for entry, kind in kinds.items():
+            if kind == "dir":
+                image_files += _list_images(entry, problems)
+            elif kind == "file" and entry.suffix == ".txt":
                 image_files += _images_from_list(entry, dy.root, problems)
-            elif entry.is_file() and entry.suffix.lower() in IMAGE_EXTENSIONS:
+            elif kind == "file" and entry.suffix.lower() in IMAGE_EXTENSIONS:
                 image_files.append(entry)
+            elif kind != "missing":
+                problems.append(
+                    f"{src}: split '{split}' entry {quote(str(entry))} is not a folder, "
+                    "a .txt image list or an image file"
+                )
             else:
-                problems.append(f"{src}: split '{split}' entry '{entry}' does not exist")
-        image_dirs = [e for e in dy.splits[split] if e.is_dir()]
-    elif src.is_dir():
-        image_dirs, _ = _folder_sources(src, split)
+                problems.append(f"{src}: split '{split}' entry {quote(str(entry))} does not exist")
+        image_dirs = [e for e, kind in kinds.items() if kind == "dir"]
+    elif src_kind == "dir":
+        root = Path(os.path.realpath(src))
+        image_dirs, _ = _folder_sources(root, split, src)
         for d in image_dirs:
-            image_files += _list_images(d)
+            image_files += _list_images(d, problems)
         if names is None:
-            names = _read_classes_txt(image_dirs[0], src)
+            names = _read_classes_txt(image_dirs[0], root)
             if names is None:
                 raise DatasetError(
                     f"{src}: no data.yaml or classes.txt found; pass class_names=[...]"
@@ -467,14 +639,29 @@ def read_yolo(
         raise DatasetError(f"{src}: not a data.yaml or a folder")
     if names is None:
         raise DatasetError(f"{src}: no class names found; pass class_names=[...]")
-    image_files = sorted(
-        dict.fromkeys(p.resolve() if not p.is_absolute() else p for p in image_files)
-    )
+    # Image paths and the label folders walked below are both absolute and normalized the
+    # same way (symlinks kept), so a label file is matched to its image however `source`
+    # was spelled.
+    image_files = sorted(dict.fromkeys(_abs(p) for p in image_files))
+
+    # one label file per image: a.jpg and a.png in one folder would share a.txt
+    label_of: dict[Path, Path] = {}
+    shared: set[Path] = set()
+    for img in image_files:
+        lab = image_to_label_path(img)
+        if lab in label_of:
+            problems.append(
+                f"{img}: same name as {label_of[lab]} apart from the extension; both would "
+                f"use the label file {lab} (rename one)"
+            )
+            shared |= {img, label_of[lab]}
+        else:
+            label_of[lab] = img
 
     # label files without an image
-    label_stems = {image_to_label_path(p) for p in image_files}
+    label_stems = set(label_of)
     for d in dict.fromkeys(image_to_label_path(d / "x.jpg").parent for d in image_dirs):
-        if not d.is_dir():
+        if path_kind(d) != "dir":
             continue
         for dirpath, _, files in os.walk(d):
             for fn in files:
@@ -486,17 +673,23 @@ def read_yolo(
 
     builder = AnnotationsBuilder()
     for img in image_files:
+        if img in shared:
+            continue
         try:
             h, w = read_image_hw(img)
         except ImageReadError as e:
             problems.append(str(e))
             continue
         label = image_to_label_path(img)
-        if label.is_file():
+        label_kind = path_kind(label)
+        if label_kind == "file":
             xyxy, labels = _parse_label_file(label, (w, h), len(names), strict, report, problems)
+        elif label_kind != "missing":
+            problems.append(f"{label}: {_NOT_REGULAR}")
+            continue
         else:
             report.note("missing_label_files", f"{label}: missing (image kept as background)")
-            xyxy, labels = np.zeros((0, 4)), np.zeros(0, np.int64)
+            xyxy, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
         builder.add(img, (h, w), xyxy, labels)
     if problems:
         raise DatasetError(f"cannot load YOLO dataset {src}", problems)
@@ -617,6 +810,28 @@ def _yolo_lines(target_cxcywh: np.ndarray, labels: np.ndarray) -> str:
     )
 
 
+def _refuse_shared_labels(
+    splits: Mapping[str, Annotations], file_names: Mapping[str, list[str]]
+) -> None:
+    """Raise when two images of a split would write the same ``labels/{split}/{stem}.txt``."""
+    problems = []
+    for s, ann in splits.items():
+        seen: dict[str, str] = {}
+        for path, fn in zip(ann.paths.tolist(), file_names[s], strict=True):
+            stem = Path(fn).stem
+            if stem in seen and seen[stem] != path:  # one image listed twice is fine
+                problems.append(
+                    f"{path} and {seen[stem]}: both would be written to labels/{s}/{stem}.txt"
+                )
+            seen.setdefault(stem, path)
+    if problems:
+        raise DatasetError(
+            "two images would share one YOLO label file (same name apart from the "
+            "extension); rename one",
+            problems,
+        )
+
+
 def write_yolo(
     annotations: Annotations | Mapping[str, Annotations],
     dst: str | os.PathLike[str],
@@ -627,9 +842,12 @@ def write_yolo(
 ) -> WriteReport:
     """Write an Ultralytics dataset: ``data.yaml``, ``images/{split}/``, ``labels/{split}/``.
 
-    Background images get an empty label file. The yaml has no ``path`` key, so
-    Ultralytics and :func:`read_yolo` resolve splits beside it; a ``valid`` split is
-    listed under the ``val`` key. YOLO cannot hold crowd/difficult/truncated flags
+    Background images get an empty label file. The yaml has no ``path`` key and only
+    paths relative to itself, so Ultralytics and :func:`read_yolo` resolve splits beside
+    it and a moved or renamed output folder still loads; a ``valid`` split is listed
+    under the ``val`` key. Two images of one split whose names differ only in the
+    extension (``a.jpg``, ``a.png``) would share a label file: that is an error, raised
+    before anything is written. YOLO cannot hold crowd/difficult/truncated flags
     (those boxes are written as ordinary boxes), COCO category ids or image ids: the
     returned report's ``lost`` says which were dropped.
 
@@ -644,6 +862,7 @@ def write_yolo(
     out = Path(dst)
     names = common_names(splits)
     file_names = unique_names(splits, across_splits=False)
+    _refuse_shared_labels(splits, file_names)
     keys = {s: _YAML_KEYS.get(s, s) for s in splits}
     if len(set(keys.values())) != len(keys):
         raise DatasetError(f"splits {sorted(splits)} map to the same data.yaml key")
