@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import write_image
 from tests.formats._helpers import coco_dict, make_annotations, make_coco
 from yolo2retina.annotations import Annotations
-from yolo2retina.errors import DatasetError
+from yolo2retina.errors import DatasetError, Yolo2RetinaError
 from yolo2retina.formats import load_annotations, write_annotations
 from yolo2retina.formats.coco import read_coco, write_coco, write_coco_results
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, Target
@@ -399,8 +404,9 @@ def test_relative_absolute_symlinked_and_dot_paths_agree(
     write_annotations({"train": src, "val": src.subset([1, 0])}, tmp_path / "ds" / "coco", "coco")
     (tmp_path / "link").symlink_to(tmp_path / "ds", target_is_directory=True)
     ds = tmp_path / "ds"
-    want = _summary(read_coco(ds / where, split))
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in want[0])  # type: ignore[union-attr]
+    first = read_coco(ds / where, split)
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in first.paths.tolist())
+    want = _summary(first)
     monkeypatch.chdir(tmp_path)
     for name in (f"ds/{where}", str(ds / where), f"link/{where}", str(tmp_path / "link" / where)):
         assert _summary(read_coco(name, split)) == want, name
@@ -626,3 +632,195 @@ def test_one_annotation_without_bbox_is_named(tmp_path: Path) -> None:
     )
     with pytest.raises(DatasetError, match=r"annotations\[1\] \(id 2\): no 'bbox'"):
         read_coco(f)
+
+
+# -- property: any mutation of valid JSON gives a library error or valid targets ------------
+
+#: JSON values that parse but sit on an edge: no area once stored as float32, on or past
+#: the 16 px border, subnormal, huge, beyond int64, NaN and infinities (stdlib json reads
+#: them; orjson refuses them).
+_EDGY = [1e-320, -1e-320, 1e-9, 16.0000001, 15.99999999, 16, 17, 0, -0.0, -1, 1e-45, 3.4e38,
+         1e308, 5e-324, 2**63, -(2**63), 2**64, 10**30, float("nan"), float("inf"), 0.5, 1.0]  # fmt: skip
+#: Values of the wrong kind: strings, booleans, null, containers, paths that leave the
+#: folder or name no regular file, a NUL byte, a lone surrogate.
+_BAD: list[Any] = ["1234", "x", "", True, False, None, [], {}, [1, 2], [[1, 2, 3, 4]],
+                   [1, 2, 3, 4, 5], "im0.jpg", "im1.jpg", "../im0.jpg", "/dev/null",
+                   "/dev/stdin", "im0.jpg\x00", "\ud800", "im0.jpg/", "./im0.jpg"]  # fmt: skip
+
+
+_pixel = st.floats(-1, 17, allow_nan=False)
+
+
+@st.composite
+def _coco_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid file: two 16x16 images, two categories, 0-4 annotations near the image."""
+    images = [{"id": i + 1, "file_name": f"im{i}.jpg", "width": 16, "height": 16} for i in range(2)]
+    anns = []
+    for k in range(draw(st.integers(0, 4))):
+        x, y = draw(_pixel), draw(_pixel)
+        rec = {
+            "id": k + 1,
+            "image_id": draw(st.integers(1, 2)),
+            "category_id": draw(st.integers(1, 2)),
+            "bbox": [x, y, draw(st.floats(0, 18 - x)), draw(st.floats(0, 18 - y))],
+        }
+        for key in ("iscrowd", "difficult"):
+            if draw(st.booleans()):
+                rec[key] = draw(st.integers(0, 1))
+        anns.append(rec)
+    return {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
+
+
+def _slots(node: Any) -> list[tuple[Any, Any]]:
+    """Every (container, key or index) below ``node``."""
+    out: list[tuple[Any, Any]] = []
+    items = (
+        node.items()
+        if isinstance(node, dict)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for k, v in items:
+        out.append((node, k))
+        out += _slots(v)
+    return out
+
+
+_json_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["replace", "replace", "drop", "duplicate", "nest-list", "nest-dict"]),
+        st.integers(0, 10_000),
+        st.one_of(st.sampled_from(_EDGY), st.sampled_from(_BAD)),
+    ),
+    max_size=3,
+)
+
+
+def _mutate_json(doc: dict[str, Any], ops: list[tuple[str, int, Any]]) -> dict[str, Any]:
+    """Drop, duplicate, replace (swap the type) or nest one value per op."""
+    for op, i, value in ops:
+        slots = _slots(doc)
+        if not slots:
+            break
+        parent, key = slots[i % len(slots)]
+        if op == "drop":
+            del parent[key]
+        elif op == "duplicate":
+            if isinstance(parent, list):
+                parent.append(copy.deepcopy(parent[key]))
+            else:
+                parent[f"{key}_copy"] = copy.deepcopy(parent[key])
+        elif op == "replace":
+            parent[key] = copy.deepcopy(value)
+        elif op == "nest-list":
+            parent[key] = [parent[key]]
+        else:
+            parent[key] = {"value": parent[key]}
+    return doc
+
+
+def _damage(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
+    """Truncate, flip, insert or delete bytes, insert invalid UTF-8, or repeat a key."""
+    for op, i, b in ops:
+        k = i % (len(data) + 1)
+        if op == "truncate":
+            data = data[:k]
+        elif op == "flip" and data:
+            k %= len(data)
+            data = data[:k] + bytes([data[k] ^ b[0]]) + data[k + 1 :]
+        elif op == "insert":
+            data = data[:k] + b + data[k:]
+        elif op == "bad-utf8":
+            data = data[:k] + b"\xff\xc3(" + data[k:]
+        elif op == "delete":
+            data = data[:k] + data[k + len(b) :]
+        else:  # a key given twice: the parsers keep the last one
+            data = data.replace(b'"bbox": ', b'"bbox": [0, 0, 1, 1], "bbox": ', 1)
+    return data
+
+
+_byte_ops = st.sampled_from([False, False, False, True]).flatmap(
+    lambda damage: (
+        st.lists(
+            st.tuples(
+                st.sampled_from(["truncate", "flip", "insert", "bad-utf8", "delete", "repeat-key"]),
+                st.integers(0, 10_000),
+                st.binary(min_size=1, max_size=4),
+            ),
+            min_size=1,
+            max_size=2,
+        )
+        if damage
+        else st.just([])
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_coco(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two 16x16 images; each example writes its own a.json beside them."""
+    root = tmp_path_factory.mktemp("tiny_coco")
+    write_image(root / "im0.jpg", (16, 16))
+    write_image(root / "im1.jpg", (16, 16))
+    return root
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    doc=_coco_documents(),
+    json_ops=_json_ops,
+    byte_ops=_byte_ops,
+    parser=st.sampled_from(["orjson", "json"]),
+    pieces=st.booleans(),
+    strict=st.booleans(),
+    verify=st.sampled_from([True, True, False]),
+    allow_outside=st.booleans(),
+)
+def test_mutated_json_gives_a_library_error_or_valid_targets(
+    tiny_coco: Path,
+    doc: dict[str, Any],
+    json_ops: list[tuple[str, int, Any]],
+    byte_ops: list[tuple[str, int, bytes]],
+    parser: str,
+    pieces: bool,
+    strict: bool,
+    verify: bool,
+    allow_outside: bool,
+) -> None:
+    """Any mutation of COCO JSON (edgy or wrong-typed values, dropped, repeated or nested
+    values, damaged bytes), with either parser, whole or in pieces, gives Yolo2RetinaError
+    or Annotations whose every Target builds and lies inside its image."""
+    import sys
+
+    import yolo2retina.formats.coco as coco
+
+    text = json.dumps(_mutate_json(doc, json_ops)).encode()
+    f = tiny_coco / "a.json"
+    f.write_bytes(_damage(text, byte_ops))
+    modules = {"orjson": None} if parser == "json" else {}
+    with (
+        mock.patch.dict(sys.modules, modules),
+        mock.patch.object(coco, "CHUNK_BYTES", 64 if pieces else coco.CHUNK_BYTES),
+    ):
+        _library_error_or_valid(
+            lambda: read_coco(
+                f, strict=strict, verify_images=verify, allow_outside_root=allow_outside
+            )
+        )
+
+
+def _library_error_or_valid(load: Callable[[], Annotations]) -> None:
+    """``load()`` raises a library error, or every Target builds and lies in its image."""
+    try:
+        ann = load()
+    except Yolo2RetinaError:
+        return
+    for i in range(len(ann)):
+        t = ann.target(i)
+        h, w = ann.image_hw(i)
+        assert ((t.boxes >= 0) & (t.boxes <= np.array([w, h, w, h], np.float32))).all()

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import write_image
 from tests.formats._helpers import make_annotations, make_voc, voc_xml
 from yolo2retina.annotations import Annotations
-from yolo2retina.errors import DatasetError
+from yolo2retina.errors import DatasetError, Yolo2RetinaError
 from yolo2retina.formats import load_annotations, write_annotations
 from yolo2retina.formats.voc import read_voc, write_voc
 from yolo2retina.target import FLAG_DIFFICULT, FLAG_TRUNCATED
@@ -267,8 +272,9 @@ def test_relative_absolute_symlinked_and_dot_paths_agree(
 ) -> None:
     """read_voc and load_annotations give one result however the folder is named."""
     ds = _voc_trees(tmp_path)
-    want = _summary(read_voc(ds / layout, split))
-    assert all(Path(p).is_absolute() and Path(p).is_file() for p in want[0])  # type: ignore[union-attr]
+    first = read_voc(ds / layout, split)
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in first.paths.tolist())
+    want = _summary(first)
     monkeypatch.chdir(tmp_path)
     for name in (
         f"ds/{layout}",
@@ -494,3 +500,161 @@ def test_huge_and_odd_numbers_name_the_file(
     (tmp_path / "a.xml").write_text(voc_xml("a.jpg", size, [{"name": "x", "box": box}]))  # type: ignore[arg-type]
     with pytest.raises(DatasetError, match=rf"a\.xml: {message}"):
         read_voc(tmp_path)
+
+
+# -- property: any mutation of valid XML gives a library error or valid targets -------------
+
+#: Numbers that parse but sit on an edge: no area once stored as float32 (1e-320, 1e-9),
+#: on or just past the 16 px image border, subnormal, huge but finite.
+_EDGY_NUMBERS = ["1e-320", "-1e-320", "1e-9", "16.0000001", "15.99999999", "16", "17", "0",
+                 "-0", "-1", "1e-45", "3.4e38", "1e308", "4.9e-324", "1.00000001", "+3", ".5",
+                 "5."]  # fmt: skip
+#: Text that is not a usable number or value: other types, NaN, overflow, odd digits,
+#: paths that leave the folder and files that are not regular.
+_BAD_TEXTS = ["", "abc", "true", "None", "[]", "1e400", "-1e400", "nan", "inf", "-inf",
+              "99999999999999999999", "1_0", "\u0665", "0x10", "1e", "2", "a.jpg", "b.png",
+              "../a.jpg", "/dev/null", "/dev/stdin", "a.jpg/", "x" * 300]  # fmt: skip
+
+
+def _value(normal: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    """Mostly ``normal``; sometimes an edgy number or a bad text."""
+    return st.one_of(
+        normal, normal, normal, st.sampled_from(_EDGY_NUMBERS), st.sampled_from(_BAD_TEXTS)
+    )
+
+
+_coord = _value(st.one_of(st.integers(0, 17).map(str), st.floats(-1, 17).map(repr)))
+_flag = _value(st.sampled_from(["0", "1"]))
+
+
+@st.composite
+def _voc_documents(draw: st.DrawFn) -> bytes:
+    """A VOC annotation of 0-3 objects whose every text may be edgy or bad."""
+    parts = [f"<annotation><filename>{draw(_value(st.just('a.jpg')))}</filename>"]
+    w, h = draw(_value(st.just("16"))), draw(_value(st.just("16")))
+    parts.append(f"<size><width>{w}</width><height>{h}</height><depth>3</depth></size>")
+    for _ in range(draw(st.integers(0, 3))):
+        name = draw(_value(st.sampled_from(["cat", "dog"])))
+        box = "".join(f"<{t}>{draw(_coord)}</{t}>" for t in ("xmin", "ymin", "xmax", "ymax"))
+        flags = "".join(
+            f"<{t}>{draw(_flag)}</{t}>" for t in ("difficult", "truncated") if draw(st.booleans())
+        )
+        parts.append(f"<object><name>{name}</name>{flags}<bndbox>{box}</bndbox></object>")
+    parts.append("</annotation>")
+    return "".join(parts).encode()
+
+
+_TAGS = ["annotation", "filename", "size", "width", "height", "object", "name", "bndbox",
+         "xmin", "ymin", "xmax", "ymax", "difficult", "truncated", "part"]  # fmt: skip
+
+_xml_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["drop", "duplicate", "rename", "nest", "move"]),
+        st.integers(0, 10_000),
+        st.integers(0, 10_000),
+    ),
+    max_size=2,
+)
+_byte_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["truncate", "flip", "insert", "bad-utf8", "delete"]),
+        st.integers(0, 10_000),
+        st.binary(min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=2,
+)
+#: Byte damage in one example of four, so most keep well-formed XML and reach the checks
+#: that come after parsing.
+_maybe_byte_ops = st.sampled_from([False, False, False, True]).flatmap(
+    lambda damage: _byte_ops if damage else st.just([])
+)
+
+
+def _mutate_xml(doc: bytes, ops: list[tuple[str, int, int]]) -> bytes:
+    """Drop, duplicate, rename, nest or move elements of ``doc``."""
+    root = ET.fromstring(doc)
+    for op, i, j in ops:
+        nodes = list(root.iter())
+        node, other = nodes[i % len(nodes)], nodes[j % len(nodes)]
+        parent = {c: p for p in root.iter() for c in p}.get(node)
+        if op == "drop" and parent is not None:
+            parent.remove(node)
+        elif op == "duplicate" and parent is not None:
+            parent.append(copy.deepcopy(node))
+        elif op == "rename":
+            node.tag = _TAGS[j % len(_TAGS)]
+        elif op == "nest":
+            node.append(copy.deepcopy(other))
+        elif op == "move" and parent is not None and node not in list(other.iter()):
+            parent.remove(node)
+            other.append(node)
+    return ET.tostring(root, encoding="utf-8")
+
+
+def _mutate_bytes(data: bytes, ops: list[tuple[str, int, bytes]]) -> bytes:
+    """Truncate, flip, insert or delete bytes, or insert invalid UTF-8."""
+    for op, i, b in ops:
+        k = i % (len(data) + 1)
+        if op == "truncate":
+            data = data[:k]
+        elif op == "flip" and data:
+            k %= len(data)
+            data = data[:k] + bytes([data[k] ^ b[0]]) + data[k + 1 :]
+        elif op == "insert":
+            data = data[:k] + b + data[k:]
+        elif op == "bad-utf8":
+            data = data[:k] + b"\xff\xc3(" + data[k:]
+        elif op == "delete":
+            data = data[:k] + data[k + len(b) :]
+    return data
+
+
+@pytest.fixture(scope="module")
+def tiny_voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A flat VOC folder with two 16x16 images; each example writes its own a.xml."""
+    root = tmp_path_factory.mktemp("tiny_voc")
+    write_image(root / "a.jpg", (16, 16))
+    write_image(root / "b.png", (16, 16))
+    (root / "b.xml").write_text(voc_xml("b.png", (16, 16), [{"name": "dog", "box": (1, 1, 5, 5)}]))
+    return root
+
+
+def _library_error_or_valid(load: Callable[[], Annotations]) -> None:
+    """``load()`` raises a library error, or every Target builds and lies in its image."""
+    try:
+        ann = load()
+    except Yolo2RetinaError:
+        return
+    for i in range(len(ann)):
+        t = ann.target(i)
+        h, w = ann.image_hw(i)
+        assert ((t.boxes >= 0) & (t.boxes <= np.array([w, h, w, h], np.float32))).all()
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=_voc_documents(), xml_ops=_xml_ops, byte_ops=_maybe_byte_ops, strict=st.booleans())
+def test_mutated_xml_gives_a_library_error_or_valid_targets(
+    tiny_voc: Path,
+    doc: bytes,
+    xml_ops: list[tuple[str, int, int]],
+    byte_ops: list[tuple[str, int, bytes]],
+    strict: bool,
+) -> None:
+    """Any mutation of VOC XML (edgy or bad values, dropped, repeated, renamed, nested or
+    moved elements, damaged bytes) gives Yolo2RetinaError or valid in-image Targets."""
+    (tiny_voc / "a.xml").write_bytes(_mutate_bytes(_mutate_xml(doc, xml_ops), byte_ops))
+    _library_error_or_valid(lambda: read_voc(tiny_voc, strict=strict))
+
+
+def test_one_image_is_described_once(tmp_path: Path) -> None:
+    """Two xml files naming one image, or one id listed twice, would double its boxes."""
+    root = make_voc(tmp_path, {"a": [], "b": []}, splits={"train": ["a", "b", "a"]})
+    with pytest.raises(
+        DatasetError, match=r"train\.txt:3: 'a' is listed again \(first on line 1\)"
+    ):
+        read_voc(root, "train")
+    xml = root / "Annotations" / "b.xml"
+    xml.write_text(xml.read_text().replace("<filename>b.jpg<", "<filename>a.jpg<"))
+    with pytest.raises(DatasetError, match=r"b\.xml: describes image .*a\.jpg, as .*a\.xml does"):
+        read_voc(root)

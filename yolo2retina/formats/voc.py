@@ -439,6 +439,7 @@ def read_voc(
                     f"{list(VocFormat().splits(root)) or 'none'}"
                 )
             xmls = []
+            listed: dict[Path, int] = {}
             for lineno, line in enumerate(_read_list(lst).splitlines(), 1):
                 toks = line.split()
                 if not toks or toks[0].startswith("#"):  # blank or comment
@@ -448,6 +449,13 @@ def read_voc(
                 if not allow_outside_root and not _inside(str(x), root):
                     problems.append(f"{loc}: " + _outside("image id", toks[0], root))
                     continue
+                if x in listed:
+                    problems.append(
+                        f"{loc}: {_quote(toks[0])} is listed again (first on line "
+                        f"{listed[x]}); list each image once"
+                    )
+                    continue
+                listed[x] = lineno
                 why = _not_regular(x)
                 if why == "not found":
                     problems.append(f"{loc}: {_quote(toks[0])} has no {x}")
@@ -500,6 +508,7 @@ def read_voc(
     index = {n: i for i, n in enumerate(names)}
 
     builder = AnnotationsBuilder()
+    described: dict[Path, Path] = {}  # image -> the xml that describes it
     for x in xmls:
         rec = records[x]
         if rec is None:
@@ -513,6 +522,13 @@ def read_voc(
                     + ", ".join(str(d) for d in image_dirs)
                 )
             continue
+        if img in described:
+            problems.append(
+                f"{x}: describes image {img}, as {described[img]} does; one image needs "
+                "one annotation file"
+            )
+            continue
+        described[img] = x
         try:
             h, w = read_image_hw(img)
         except ImageReadError as e:
