@@ -158,27 +158,39 @@ def test_background_image_weighs_less_in_a_batch(model: RetinaNet) -> None:
 
 
 def test_moving_average_updates_in_training_only(model: RetinaNet) -> None:
-    """The normaliser starts at the first batch's count and then moves with the momentum."""
+    """The normaliser is the bias-corrected moving average of the counts; no_grad leaves it."""
     loss = install_batch_normalized_loss(model, momentum=0.9)
-    assert loss.state_dict() == {"momentum": 0.9, "normalizer": None}
+    assert loss.normalizer is None
+    assert loss.state_dict() == {"momentum": 0.9, "average": 0.0, "weight": 0.0}
     first = losses(model, crowded())
     n1 = loss.last_num_foreground
-    assert n1 is not None and loss.normalizer == float(n1)
+    assert n1 is not None and n1 > 0
+    assert loss.normalizer == pytest.approx(n1)  # the first batch: its own count
     second = losses(model, background())  # 0 foreground anchors count as 1
     assert loss.last_num_foreground == 0
-    expected = 0.9 * n1 + 0.1 * 1
+    # average = 0.9 * 0.1 * n1 + 0.1 * 1, weight = 1 - 0.9**2
+    expected = (0.09 * n1 + 0.1) / 0.19
     assert loss.normalizer == pytest.approx(expected)
     # the background batch is divided by the average, not by 1
     remove_batch_normalized_loss(model)
     tv_background = losses(model, background())
     torch.testing.assert_close(second["classification"], tv_background["classification"] / expected)
     assert float(first["classification"].detach()) > 0
-    # under no_grad (validation losses) the average stays, each batch uses its own count
-    val_loss = install_batch_normalized_loss(model, momentum=0.9, initial=50.0)
-    with torch.no_grad():
+
+
+def test_initial_value_gives_detectron2_average(model: RetinaNet) -> None:
+    """From ``initial`` the average is detectron2's; under no_grad it does not move."""
+    loss = install_batch_normalized_loss(model, momentum=0.9, initial=50.0)
+    assert loss.normalizer == 50.0
+    with torch.no_grad():  # validation losses: each batch by its own count
         val = losses(model, background())
-    assert val_loss.normalizer == 50.0
-    torch.testing.assert_close(val["classification"], tv_background["classification"])
+    assert loss.normalizer == 50.0
+    losses(model, crowded())
+    n1 = loss.last_num_foreground
+    assert n1 is not None
+    assert loss.normalizer == pytest.approx(0.9 * 50.0 + 0.1 * n1)
+    remove_batch_normalized_loss(model)
+    torch.testing.assert_close(val["classification"], losses(model, background())["classification"])
 
 
 def test_state_dict_of_the_model_is_unchanged(model: RetinaNet, base_model: RetinaNet) -> None:
@@ -255,11 +267,19 @@ def test_other_models_and_loss_types_raise(model: RetinaNet) -> None:
     model.head.regression_head._loss_type = "l2"
     with pytest.raises(ConfigError, match="unsupported box loss 'l2'"):
         install_batch_normalized_loss(model)
-    loss = BatchNormalizedLoss.__new__(BatchNormalizedLoss)
-    with pytest.raises(ConfigError, match="missing 'normalizer'"):
-        loss.load_state_dict({})
-    with pytest.raises(ConfigError, match="bad normalizer"):
-        loss.load_state_dict({"normalizer": -1.0})
+    model.head.regression_head._loss_type = "l1"
+    loss = install_batch_normalized_loss(model)
+    good = {"momentum": 0.9, "average": 3.0, "weight": 0.5}
+    for key, bad, match in [
+        ("average", None, "average must be a number; got None"),
+        ("average", -1.0, "average out of range"),
+        ("weight", 1.5, "weight out of range"),
+        ("momentum", 1.0, "momentum must be < 1"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            loss.load_state_dict({**good, key: bad})
+    loss.load_state_dict(good)
+    assert loss.normalizer == 6.0
 
 
 def test_loss_norm_names() -> None:

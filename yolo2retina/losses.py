@@ -10,8 +10,16 @@ The RetinaNet paper divides the loss summed over the batch by the batch's foregr
 detectron2 divides by an exponential moving average of that count. :class:`BatchNormalizedLoss`
 does the latter::
 
-    normalizer = momentum * normalizer + (1 - momentum) * max(num_foreground, 1)
+    average = momentum * average + (1 - momentum) * max(num_foreground, 1)
+    weight = momentum * weight + (1 - momentum)
+    normalizer = average / weight
     loss = sum over the batch of the per-anchor losses / normalizer
+
+Started from ``average = initial, weight = 1`` this is detectron2's average (which starts at
+100). Started from ``average = weight = 0`` (the default, ``initial=None``) it is the same
+average with Adam's bias correction: the first batch is divided by its own count, and the
+first few batches by a weighted mean of the counts so far, so a sparse first batch does not
+leave a small normaliser that the next crowded batches would take ~20 steps to outgrow.
 
 with the same anchor matching, sigmoid focal loss, box coder and box loss type as the
 model's head. :func:`install_batch_normalized_loss` puts it in place of the model's
@@ -81,7 +89,8 @@ class BatchNormalizedLoss:
         model: the RetinaNet whose head, matcher and box coder are used.
         momentum: weight of the previous average, in ``[0, 1)``; 0 divides each batch by its
             own count.
-        normalizer: the current average (``None`` before the first training batch).
+        average: the moving average, before the bias correction.
+        weight: the total weight of the counts folded into ``average``.
         last_num_foreground: the foreground anchors of the last batch (for logging).
     """
 
@@ -100,8 +109,14 @@ class BatchNormalizedLoss:
             )
         self.model = model
         self.momentum = float(momentum)
-        self.normalizer: float | None = None if initial is None else float(initial)
+        self.average = 0.0 if initial is None else float(initial)
+        self.weight = 0.0 if initial is None else 1.0
         self.last_num_foreground: int | None = None
+
+    @property
+    def normalizer(self) -> float | None:
+        """What the next training batch's summed loss is divided by (``None`` before any)."""
+        return self.average / self.weight if self.weight > 0 else None
 
     # -- the computation, in torchvision's steps -------------------------------------------
 
@@ -195,11 +210,9 @@ class BatchNormalizedLoss:
     def update(self, num_foreground: int) -> float:
         """Fold one batch's foreground count into the moving average; returns the new value."""
         count = float(max(num_foreground, 1))
-        if self.normalizer is None:
-            self.normalizer = count
-        else:
-            self.normalizer = self.momentum * self.normalizer + (1.0 - self.momentum) * count
-        return self.normalizer
+        self.average = self.momentum * self.average + (1.0 - self.momentum) * count
+        self.weight = self.momentum * self.weight + (1.0 - self.momentum)
+        return self.average / self.weight
 
     def __call__(
         self,
@@ -219,23 +232,36 @@ class BatchNormalizedLoss:
     # -- state --------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The moving average and momentum, as plain Python values (for a checkpoint)."""
-        return {"momentum": self.momentum, "normalizer": self.normalizer}
+        """The moving average, its weight and the momentum, as plain Python values."""
+        return {"momentum": self.momentum, "average": self.average, "weight": self.weight}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned.
 
         Raises:
-            ConfigError: ``state`` lacks ``normalizer`` or holds a value that is not a number.
+            ConfigError: a missing entry, or a value that is not a number in its range.
         """
-        if "normalizer" not in state:
-            raise ConfigError("loss normaliser state: missing 'normalizer'")
-        value = state["normalizer"]
-        if value is not None and not (isinstance(value, (int, float)) and value > 0):
-            raise ConfigError(f"loss normaliser state: bad normalizer {value!r}")
-        self.normalizer = None if value is None else float(value)
-        if "momentum" in state:
-            self.momentum = float(state["momentum"])
+        values = {}
+        for key, low, high in (
+            ("momentum", 0.0, 1.0),
+            ("average", 0.0, None),
+            ("weight", 0.0, 1.0),
+        ):
+            value = state.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"loss normaliser state: {key} must be a number; got {value!r}")
+            if value < low or (high is not None and value > high):
+                raise ConfigError(f"loss normaliser state: {key} out of range: {value!r}")
+            values[key] = float(value)
+        if values["momentum"] >= 1.0:
+            raise ConfigError(
+                f"loss normaliser state: momentum must be < 1; got {values['momentum']}"
+            )
+        self.momentum, self.average, self.weight = (
+            values["momentum"],
+            values["average"],
+            values["weight"],
+        )
 
     def __repr__(self) -> str:
         return f"BatchNormalizedLoss(momentum={self.momentum}, normalizer={self.normalizer})"
@@ -253,7 +279,8 @@ def install_batch_normalized_loss(
     Args:
         model: a torchvision RetinaNet, or a DistributedDataParallel wrapper of one.
         momentum: weight of the previous average, in ``[0, 1)`` (detectron2 uses 0.9).
-        initial: the average before the first batch; ``None``: the first batch's count.
+        initial: the average before the first batch, as detectron2's 100; ``None``: no prior
+            value, the average of the counts seen so far (bias-corrected).
 
     Returns:
         The installed loss (its ``normalizer`` and ``state_dict()``).
