@@ -419,7 +419,7 @@ def _never_open(monkeypatch: pytest.MonkeyPatch, module: object, paths: list[str
     real = module.read_image_hw  # type: ignore[attr-defined]
 
     def guarded(path: str | Path) -> tuple[int, int]:
-        assert os.path.realpath(path) not in paths, f"opened {path}"
+        assert not {str(path), os.path.realpath(path)} & set(paths), f"opened {path}"
         return real(path)  # type: ignore[no-any-return]
 
     monkeypatch.setattr(module, "read_image_hw", guarded)
