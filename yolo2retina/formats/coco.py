@@ -11,9 +11,14 @@ ignore region in evaluation). The non-standard keys ``"difficult": 1`` and
 ``"truncated": 1``, which :func:`write_coco` writes for VOC flags, are read back.
 Images with no annotation are kept as background.
 
-Paths: ``file_name`` is relative to ``images_root`` (default: the JSON's folder). An
-absolute ``file_name`` or a ``..`` that leaves the root is refused unless
-``allow_outside_root=True``.
+Paths: ``file_name`` is relative to ``images_root`` (default: the JSON's folder, resolved
+once so every way of naming it gives the same result). An absolute ``file_name`` or a
+``..`` that leaves the root is refused, before it is looked at, unless
+``allow_outside_root=True``; only regular files are ever opened (a FIFO or
+``/dev/stdin`` is refused after a ``stat``).
+
+Values are never coerced: a ``bbox`` must be a list of four JSON numbers, flags ``0``,
+``1``, ``false`` or ``true``, ids integers and image sizes whole numbers.
 
 The JSON is parsed with ``orjson`` when installed, else :mod:`json`, with the cyclic GC
 paused, and the columns are pulled into NumPy arrays in bulk; no per-annotation object
@@ -518,7 +523,10 @@ def read_coco(
     Raises:
         DatasetError: naming the file and the record: duplicate image or annotation ids,
             an annotation whose ``image_id`` or ``category_id`` does not exist, a
-            ``width``/``height`` that disagrees with the image, a malformed ``bbox``.
+            ``width``/``height`` that disagrees with the image, a malformed ``bbox``, a
+            value of the wrong type, a ``file_name`` outside the root or not a regular
+            file, two images with one file; or naming the file: invalid, non-UTF-8 or
+            too deeply nested JSON, a file with no ``bbox`` (captions, panoptic).
     """
     found = _find_json(Path(source), split)
     # One absolute, link-free folder: a relative path, `.`, an absolute path and a path

@@ -17,7 +17,14 @@ name per line; the writer creates it); else every object name found in the whole
 (all splits, so labels agree between splits), sorted by Unicode code point.
 
 XML is parsed with :mod:`defusedxml`: entity declarations (billion-laughs bombs) and
-external entities are refused with an error naming the file.
+external entities are refused with an error naming the file. Every value is read strictly:
+an element given twice (two ``<bndbox>``, two ``<xmin>``) is an error, numbers must be
+plain decimals, sizes whole pixels.
+
+Paths: the root is resolved once, so every way of naming it gives the same result. An
+absolute ``<filename>`` or a ``..`` (in ``<filename>`` or a split list) that leaves the
+root is refused unless ``allow_outside_root=True``; only regular files are ever opened
+(a FIFO or ``/dev/stdin`` is refused after a ``stat``).
 """
 
 from __future__ import annotations
