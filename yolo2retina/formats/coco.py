@@ -300,9 +300,13 @@ def _flag_column(anns: list[Any], key: str, at: Callable[[int], str]) -> npt.NDA
     """
     values = list(map(methodcaller("get", key, 0), anns))
     if set(map(type, values)) <= {int, bool}:
-        col = np.fromiter((v if -2 < v < 2 else 2 for v in values), np.int64, count=len(values))
-        if bool(((col == 0) | (col == 1)).all()):
-            return col
+        try:
+            col = np.fromiter(values, np.int64, count=len(values))
+        except OverflowError:  # beyond int64: certainly not a flag
+            pass
+        else:
+            if bool(((col == 0) | (col == 1)).all()):
+                return col
     for i, v in enumerate(values):
         if type(v) not in (int, bool) or v not in (0, 1):
             raise DatasetError(f"{at(i)}: '{key}' must be 0 or 1, got {_show(v)}")
