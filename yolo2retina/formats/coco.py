@@ -36,7 +36,6 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter, methodcaller
 from pathlib import Path
@@ -54,7 +53,9 @@ from yolo2retina.formats._common import (
     atomic_write_bytes,
     check_pixel_boxes,
     common_names,
+    path_kind,
     place_image,
+    quote,
     refuse_existing,
     split_candidates,
     unique_names,
@@ -114,15 +115,12 @@ def _not_regular(path: str | Path) -> str | None:
 
     A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
         return "not found"
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file; only regular files are read"
-    return None
+    return "is not a regular file; only regular files are read"
 
 
 def _as_list(file: Path, key: str, value: Any) -> list[Any]:
@@ -136,13 +134,13 @@ def _json_files(folder: Path) -> list[Path]:
 
 
 def _find_json(path: Path, split: str | None) -> Path:
-    if path.is_file():
+    kind = path_kind(path)
+    if kind == "file":
         return path
-    if not path.is_dir():
-        why = _not_regular(path)
-        if why is None or why == "not found":
-            raise DatasetError(f"{path}: no such COCO JSON file or folder")
-        raise DatasetError(f"{path}: {why}")
+    if kind == "missing":
+        raise DatasetError(f"{path}: no such COCO JSON file or folder")
+    if kind != "dir":
+        raise DatasetError(f"{path}: is not a regular file or a folder")
     if split is None:
         files = _json_files(path)
         if len(files) == 1:
@@ -254,12 +252,6 @@ def _message(at: Callable[[int], str], text: str) -> Callable[[int], str]:
     return lambda i: f"{at(i)}: {text}"
 
 
-def _show(value: Any, limit: int = 200) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for messages that quote the file."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
-
-
 _NUMBER_TYPES = frozenset({int, float})
 
 
@@ -287,7 +279,7 @@ def _bboxes(anns: list[Any], at: Callable[[int], str]) -> npt.NDArray[np.float64
             np.asarray(b, dtype=np.float64)
         except (TypeError, ValueError, OverflowError):
             raise DatasetError(
-                f"{at(i)}: malformed bbox {_show(b)}: expected [x, y, width, height] numbers"
+                f"{at(i)}: malformed bbox {quote(b)}: expected [x, y, width, height] numbers"
             ) from None
     raise DatasetError(f"{at(0)}: malformed bbox")  # pragma: no cover
 
@@ -309,7 +301,7 @@ def _flag_column(anns: list[Any], key: str, at: Callable[[int], str]) -> npt.NDA
                 return col
     for i, v in enumerate(values):
         if type(v) not in (int, bool) or v not in (0, 1):
-            raise DatasetError(f"{at(i)}: '{key}' must be 0 or 1, got {_show(v)}")
+            raise DatasetError(f"{at(i)}: '{key}' must be 0 or 1, got {quote(v)}")
     raise DatasetError(f"{at(0)}: bad '{key}'")  # pragma: no cover
 
 
@@ -328,7 +320,7 @@ def _pixels_column(
     for i, v in enumerate(values):
         ok = type(v) is int or (type(v) is float and math.isfinite(v) and v.is_integer())
         if not ok or not -(2**62) < v < 2**62:
-            raise DatasetError(f"{bad(i)}, got {_show(v)}")
+            raise DatasetError(f"{bad(i)}, got {quote(v)}")
         out[i] = int(v)
     return out
 
@@ -453,9 +445,10 @@ class CocoFormat:
     def detect(self, path: Path) -> bool:
         """A ``.json`` file, or a folder with ``.json`` files (directly, in split folders or
         in ``annotations/``)."""
-        if path.is_file():
+        kind = path_kind(path)
+        if kind == "file":
             return path.suffix.lower() == ".json"
-        if not path.is_dir():
+        if kind != "dir":
             return False
         if _json_files(path) or (
             (path / "annotations").is_dir() and _json_files(path / "annotations")
@@ -465,7 +458,7 @@ class CocoFormat:
 
     def splits(self, path: Path) -> tuple[str, ...]:
         """Split folders with one JSON, ``annotations/instances_{split}.json`` names."""
-        if not path.is_dir():
+        if path_kind(path) != "dir":
             return ()
         found = {d.name for d in path.iterdir() if d.is_dir() and len(_json_files(d)) == 1}
         found.discard("annotations")
@@ -652,18 +645,18 @@ def _read_coco(
             problems.append(f"{where}: missing 'file_name'")
             continue
         if "\x00" in fn:
-            problems.append(f"{where}: file_name {_show(fn)} contains a NUL byte")
+            problems.append(f"{where}: file_name {quote(fn)} contains a NUL byte")
             continue
         try:
             os.fsencode(fn)
         except UnicodeError:
-            problems.append(f"{where}: file_name {_show(fn)} is not a valid file name here")
+            problems.append(f"{where}: file_name {quote(fn)} is not a valid file name here")
             continue
         full = os.path.normpath(os.path.join(root, fn))
         if not allow_outside_root and not full.startswith(root_sep):
             how = "is absolute" if os.path.isabs(fn) else "escapes the images root"
             problems.append(
-                f"{where}: file_name {_show(fn)} {how} ({root}); pass allow_outside_root=True "
+                f"{where}: file_name {quote(fn)} {how} ({root}); pass allow_outside_root=True "
                 "to accept files outside it"
             )
             continue
@@ -672,7 +665,7 @@ def _read_coco(
     for i, path in enumerate(paths):
         if path and (j := first.setdefault(path, i)) != i:
             problems.append(
-                f"{file}: images[{i}] (id {img_ids[i]}): file_name {_show(file_names[i])} is "
+                f"{file}: images[{i}] (id {img_ids[i]}): file_name {quote(file_names[i])} is "
                 f"the same file as images[{j}] (id {img_ids[j]}); one file cannot be two images"
             )
     hw = np.stack([heights, widths], axis=1) if n else np.zeros((0, 2), np.int64)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -54,7 +53,9 @@ from yolo2retina.formats._common import (
     flag_losses,
     fmt_number,
     is_image_file,
+    path_kind,
     place_image,
+    quote,
     read_classes_txt,
     refuse_existing,
     split_candidates,
@@ -100,11 +101,6 @@ _NUMBER = re.compile(
 )
 
 
-def _quote(text: str, limit: int = 200) -> str:
-    """``'text'``, cut to ``limit`` characters, for messages that quote a file's content."""
-    return f"'{text}'" if len(text) <= limit else f"'{text[:limit]}...' ({len(text)} characters)"
-
-
 class _Bad(Exception):
     """One problem in an XML file, with its location; the object (or file) is skipped."""
 
@@ -119,7 +115,7 @@ def _child(parent: ET.Element, tag: str, where: object) -> ET.Element | None:
 
 def _number(text: str, tag: str, where: object) -> float:
     if not _NUMBER.fullmatch(text):
-        raise _Bad(f"{where}: <{tag}> {_quote(text)} is not a number")
+        raise _Bad(f"{where}: <{tag}> {quote(text)} is not a number")
     return float(text)
 
 
@@ -130,7 +126,7 @@ def _size(size: ET.Element, tag: str, xml: Path) -> int:
         return 0
     v = _number(t, tag, f"{xml}: <size>")
     if not (math.isfinite(v) and v >= 0 and v.is_integer()):
-        raise _Bad(f"{xml}: <size> <{tag}> {_quote(t)} is not a whole number of pixels")
+        raise _Bad(f"{xml}: <size> <{tag}> {quote(t)} is not a whole number of pixels")
     return int(v)
 
 
@@ -171,7 +167,7 @@ def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
             name = _text(_child(obj, "name", where))
             if name is None:
                 raise _Bad(f"{where}: no <name>")
-            where = f"{where} ({_quote(name)})"
+            where = f"{where} ({quote(name)})"
             bnd = _child(obj, "bndbox", where)
             if bnd is None:
                 raise _Bad(f"{where}: no <bndbox>")
@@ -187,7 +183,7 @@ def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
                 if t is None:
                     continue
                 if t not in ("0", "1"):
-                    raise _Bad(f"{where}: <{tag}> must be 0 or 1, got {_quote(t)}")
+                    raise _Bad(f"{where}: <{tag}> must be 0 or 1, got {quote(t)}")
                 if t == "1":
                     flags |= bit
         except _Bad as e:
@@ -202,15 +198,12 @@ def _not_regular(path: Path) -> str | None:
 
     A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
     """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
         return "not found"
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        return f"cannot be read ({getattr(e, 'strerror', None) or e})"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file; only regular files are read"
-    return None
+    return "is not a regular file; only regular files are read"
 
 
 def _inside(path: str, root: Path) -> bool:
@@ -221,7 +214,7 @@ def _inside(path: str, root: Path) -> bool:
 def _outside(what: str, value: str, root: Path) -> str:
     how = "is absolute" if os.path.isabs(value) else "escapes the dataset root"
     return (
-        f"{what} {_quote(value)} {how} ({root}); pass allow_outside_root=True to accept "
+        f"{what} {quote(value)} {how} ({root}); pass allow_outside_root=True to accept "
         "files outside it"
     )
 
@@ -258,20 +251,19 @@ def _find_image(
             return None
     found: dict[tuple[int, int] | Path, Path] = {}
     for c in stem_cands:  # one file seen under two names (a.jpg, a.JPG on macOS) counts once
-        try:
+        kind = path_kind(c)
+        if kind == "file":
             st = os.stat(c)
-        except (OSError, ValueError):
-            if c.is_symlink():  # a dangling link: reported below as unreadable
-                found[c] = c
-            continue
-        found.setdefault((st.st_dev, st.st_ino), c)
+            found.setdefault((st.st_dev, st.st_ino), c)
+        elif kind != "missing":  # a folder, FIFO or broken link: reported below
+            found[c] = c
     if len(found) > 1:
         problems.append(
             f"{rec.xml}: "
             + (
                 "no <filename>"
                 if rec.filename is None
-                else f"image {_quote(rec.filename)} not found"
+                else f"image {quote(rec.filename)} not found"
             )
             + ", and several images have its stem: "
             + ", ".join(str(c) for c in found.values())
@@ -336,9 +328,10 @@ class VocFormat:
 
     def detect(self, path: Path) -> bool:
         """A folder with ``Annotations/*.xml``, ``*.xml`` files, or split folders of them."""
-        if path.is_file():
+        kind = path_kind(path)
+        if kind == "file":
             return path.suffix.lower() == ".xml"
-        if not path.is_dir():
+        if kind != "dir":
             return False
         if (path / "Annotations").is_dir() and any((path / "Annotations").glob("*.xml")):
             return True
@@ -348,7 +341,7 @@ class VocFormat:
 
     def splits(self, path: Path) -> tuple[str, ...]:
         """``ImageSets/Main/{split}.txt`` names, or sub-folders holding ``.xml`` files."""
-        if not path.is_dir():
+        if path_kind(path) != "dir":
             return ()
         if _layout(path) == "voc":
             main = path / "ImageSets" / "Main"
@@ -415,7 +408,7 @@ def read_voc(
     Raises:
         DatasetError: listing every problem as ``file: object k: message``.
     """
-    if not Path(source).is_dir():
+    if path_kind(source) != "dir":
         raise DatasetError(f"{source}: not a VOC dataset folder")
     # One absolute, link-free root: a relative path, `.`, an absolute path and a path
     # through a symlinked folder all give the same image paths and messages.
@@ -458,14 +451,14 @@ def read_voc(
                     continue
                 if x in listed:
                     problems.append(
-                        f"{loc}: {_quote(toks[0])} is listed again (first on line "
+                        f"{loc}: {quote(toks[0])} is listed again (first on line "
                         f"{listed[x]}); list each image once"
                     )
                     continue
                 listed[x] = lineno
                 why = _not_regular(x)
                 if why == "not found":
-                    problems.append(f"{loc}: {_quote(toks[0])} has no {x}")
+                    problems.append(f"{loc}: {quote(toks[0])} has no {x}")
                 elif why is not None:
                     problems.append(f"{loc}: {x} {why}")
                 else:
@@ -525,7 +518,7 @@ def read_voc(
         if img is None:
             if len(problems) == n_problems:
                 problems.append(
-                    f"{x}: image {_quote(rec.filename or x.stem)} not found in "
+                    f"{x}: image {quote(rec.filename or x.stem)} not found in "
                     + ", ".join(str(d) for d in image_dirs)
                 )
             continue
