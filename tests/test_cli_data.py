@@ -132,3 +132,94 @@ def test_check_lists_every_bad_coco_record(
     out = capsys.readouterr().out
     assert out.count("is not in 'images'") == 25
     assert "25 error(s)" in out
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_convert_never_writes_into_the_source_dataset(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`convert ds/data.yaml ds --to coco` used to write COCO files into the YOLO dataset
+    (which then 'looks like coco and yolo'). Refused before anything is read or written,
+    also for a folder inside the dataset or one that holds it, whatever the flags."""
+    ds = yolo.parent
+    before = tree(ds)
+    for dst in (ds, ds / "coco", ds / "images", tmp_path):
+        for flag in ([], ["--exist-ok"], ["--overwrite"]):
+            assert main(["convert", str(yolo), str(dst), "--to", "coco", *flag]) == 1
+            err = capsys.readouterr().err
+            assert "no flag allows this" in err and str(dst) in err
+    monkeypatch.chdir(ds)
+    assert main(["convert", "data.yaml", ".", "--to", "voc", "--overwrite"]) == 1
+    assert main(["convert", "data.yaml", "voc", "--to", "voc"]) == 1
+    assert tree(ds) == before
+    assert main(["check", str(yolo)]) == 0 and "(yolo)" in capsys.readouterr().out
+
+
+def test_convert_second_run_and_the_flags(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Second run refused naming --exist-ok / --overwrite; --exist-ok still refuses to
+    replace a file; --overwrite replaces and keeps the user's other files."""
+    out = tmp_path / "out"
+    argv = ["convert", str(yolo), str(out), "--to", "voc", "--no-progress"]
+    assert main(argv) == 0
+    (out / "notes.txt").write_text("mine")
+    first = tree(out)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: output folder already exists" in err
+    assert "--exist-ok" in err and "--overwrite" in err
+    assert main([*argv, "--exist-ok"]) == 1
+    err = capsys.readouterr().err
+    assert "output file(s) already exist" in err and "--overwrite" in err
+    assert tree(out) == first
+    assert main([*argv, "--overwrite"]) == 0
+    assert tree(out) == first and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+
+def test_stats_second_run_and_histogram_inside_the_dataset(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """stats used to replace an earlier histogram silently, and to drop box_sizes.png into
+    the dataset when run from inside it. Refused, before the statistics are printed."""
+    png = tmp_path / "h.png"
+    argv = ["stats", str(yolo), "--histogram", str(png)]
+    assert main(argv) == 0
+    first = png.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert f"{png}" in captured.err and "--overwrite" in captured.err and captured.out == ""
+    assert png.read_bytes() == first
+    assert main([*argv, "--overwrite"]) == 0
+    assert not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    monkeypatch.chdir(yolo.parent)
+    assert main(["stats", "data.yaml"]) == 1  # default box_sizes.png: inside the dataset
+    assert "box_sizes.png: the output would be written inside the input" in capsys.readouterr().err
+    assert not (yolo.parent / "box_sizes.png").exists()
+    assert main(["stats", "data.yaml", "--histogram", str(tmp_path / "b.png")]) == 0
+
+
+def test_split_exist_ok_and_never_over_the_dataset(
+    tmp_path: Path, yolo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """split: a folder with other files needs --exist-ok; the dataset folder itself (its
+    data.yaml!) is refused even with --overwrite; the default folder inside it is fine."""
+    out = tmp_path / "lists"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert main(["split", str(yolo), "--out", str(out)]) == 1
+    assert "--exist-ok" in capsys.readouterr().err
+    assert main(["split", str(yolo), "--out", str(out), "--exist-ok"]) == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "train.txt").is_file()
+    original = yolo.read_bytes()
+    assert main(["split", str(yolo), "--out", str(yolo.parent), "--overwrite"]) == 1
+    assert "no flag allows this" in capsys.readouterr().err
+    assert yolo.read_bytes() == original
+    assert main(["split", str(yolo)]) == 0  # default: split-seed0 inside the dataset
+    assert (yolo.parent / "split-seed0" / "data.yaml").is_file()

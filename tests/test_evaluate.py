@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from yolo2retina.annotations import Annotations, AnnotationsBuilder
 from yolo2retina.dataset import DetectionDataset
 from yolo2retina.errors import DatasetError
-from yolo2retina.evaluate import Metrics, coco_map, confusion_matrix, evaluate
+from yolo2retina.evaluate import Metrics, coco_map, confusion_matrix, evaluate, predict_dataset
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, FLAG_TRUNCATED, Target
 
 from .conftest import write_image
@@ -510,3 +510,75 @@ def test_pair_chunking_gives_the_same_metrics(monkeypatch: pytest.MonkeyPatch) -
     whole = coco_map(ann, preds)
     monkeypatch.setattr(ev, "_PAIR_CHUNK", 7)
     assert coco_map(ann, preds) == whole
+
+
+def board_and_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
+    """A 4-image synthetic board (data.yaml) and an untrained resnet18 checkpoint in run/."""
+    from yolo2retina.datasets import synthetic_sticky_board
+    from yolo2retina.model import build_retinanet
+
+    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
+    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
+    torch.manual_seed(0)
+    model = build_retinanet(**args)  # type: ignore[arg-type]
+    ckpt = tmp_path / "run" / "best.pt"
+    ckpt.parent.mkdir()
+    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+    return data, ckpt
+
+
+def test_cli_evaluate_second_run_needs_a_flag_and_never_writes_into_the_data(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second evaluate into the same folder is refused (flags named); --overwrite replaces.
+
+    Before, it overwrote metrics.json and the plots of the earlier run without notice.
+    """
+    from yolo2retina.cli import main
+
+    data, ckpt = board_and_checkpoint(tmp_path)
+    base = ["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet", "--no-plots"]
+    assert main(base) == 0
+    metrics = tmp_path / "run" / "eval-val" / "metrics.json"
+    first = metrics.read_bytes()
+    capsys.readouterr()
+    assert main(base) == 1
+    err = capsys.readouterr().err
+    assert "eval-val: output folder already exists" in err
+    assert "--exist-ok" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert main([*base, "--exist-ok"]) == 1
+    assert "metrics.json" in capsys.readouterr().err
+    assert metrics.read_bytes() == first
+    assert main([*base, "--overwrite"]) == 0
+    assert json.loads(metrics.read_text())["weights"] == str(ckpt)
+    capsys.readouterr()
+    inside = tmp_path / "board" / "eval"
+    assert main([*base, "--out", str(inside), "--overwrite"]) == 1
+    assert "no flag allows this" in capsys.readouterr().err and not inside.exists()
+
+
+def test_cli_evaluate_batch_size_zero_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--batch-size 0 used to end in a raw ValueError from the DataLoader; now exit 2, one line."""
+    from yolo2retina.cli import main
+
+    rc = main(["evaluate", "--data", "d.yaml", "--weights", "w.pt", "--batch-size", "0"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--batch-size: expected a whole number >= 1, got '0'" in err
+    assert "Traceback" not in err
+
+
+def test_predict_dataset_rejects_a_zero_batch_size() -> None:
+    """The library says which setting is wrong instead of a DataLoader ValueError."""
+    from yolo2retina.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batch_size"):
+        predict_dataset(CentreBoxModel(), centre_dataset_in_memory(), batch_size=0)
+
+
+def centre_dataset_in_memory() -> DetectionDataset:
+    b = AnnotationsBuilder()
+    b.add("x.png", (120, 160), [[40, 30, 120, 90]], [0])
+    return DetectionDataset(b.build(["thing"]))

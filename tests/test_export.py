@@ -243,3 +243,74 @@ def test_decompression_bomb_is_counted_as_failed_and_counts_are_written(
     rows = list(csv.DictReader((tmp_path / "out" / "counts.csv").open()))
     assert [Path(r["image"]).name for r in rows] == ["huge.png", "a.png"]
     assert "decompression bomb" in rows[0]["error"] and rows[1]["error"] == ""
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    return tiny_checkpoint(tmp_path / "best.pt")
+
+
+def test_cli_predict_never_writes_into_its_sources(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out = the source folder used to overwrite photos with drawings (a.png); --save-txt
+    into a dataset root used to overwrite ground-truth labels. Both are refused, whatever
+    the flags, and nothing changes."""
+    from tests.conftest import make_yolo_dataset
+
+    photos = tmp_path / "photos"
+    photo(photos / "a.png", (10, 10, 30, 30))
+    ds = make_yolo_dataset(tmp_path / "ds", {"a": ["0 0.5 0.5 0.2 0.2"]}, split="").parent
+    before = {p: tree(p) for p in (photos, ds)}
+    base = ["predict", "--weights", str(ckpt), "--no-progress", "--score", "0"]
+    cases = [
+        ["--source", str(photos), "--out", str(photos)],
+        ["--source", str(photos), "--out", str(photos / "pred")],
+        ["--source", str(photos / "a.png"), "--out", str(photos)],
+        ["--source", str(ds / "images"), "--out", str(ds), "--save-txt"],
+    ]
+    for case in cases:
+        for flag in ([], ["--exist-ok"], ["--overwrite"]):
+            assert main([*base, *case, *flag]) == 1
+            err = capsys.readouterr().err
+            assert "no flag allows this" in err and "Traceback" not in err
+    assert {p: tree(p) for p in (photos, ds)} == before
+    assert not (photos / "pred").exists()
+
+
+def test_cli_predict_second_run_needs_a_flag(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second predict into the same folder is refused naming the flags; --overwrite redoes it."""
+    src = tmp_path / "photos"
+    photo(src / "a.png", (10, 10, 30, 30))
+    photo(src / "b.png", (40, 20, 60, 50))
+    out = tmp_path / "out"
+    argv = ["predict", "--weights", str(ckpt), "--source", str(src), "--out", str(out)]
+    argv += ["--no-progress", "--score", "0", "--save-txt", "--save-json", "--save-voc"]
+    assert main(argv) == 0
+    first = tree(out)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: output folder already exists" in err and "--exist-ok" in err
+    assert main([*argv, "--exist-ok"]) == 1
+    err = capsys.readouterr().err
+    assert "already exist: " in err and "counts.csv" in err and "--overwrite" in err
+    assert tree(out) == first
+    assert main([*argv, "--overwrite"]) == 0
+    assert tree(out).keys() == first.keys()
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    # --exist-ok: a folder that holds other files is reused, and they are kept
+    notes = tmp_path / "results" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    argv[argv.index(str(out))] = str(notes.parent)
+    assert main(argv) == 1
+    assert main([*argv, "--exist-ok"]) == 0
+    assert notes.read_text() == "mine" and (notes.parent / "counts.csv").is_file()

@@ -51,14 +51,15 @@ def test_empty_dataset(tmp_path: Path) -> None:
 def test_histogram_png(tmp_path: Path) -> None:
     """The histogram is a PNG file."""
     pytest.importorskip("matplotlib")
-    a = make_annotations(tmp_path, [[((0, 0, 4, 4), 0, 0), ((0, 0, 30, 30), 1, 0)]])
+    a = make_annotations(tmp_path / "ds", [[((0, 0, 4, 4), 0, 0), ((0, 0, 30, 30), 1, 0)]])
     out = save_box_size_histogram(a, tmp_path / "sub" / "h.png")
     assert out.read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in out.parent.iterdir() if p.name != "h.png"]  # no temporary left
 
 
 def test_histogram_without_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without matplotlib the error says which extra to install."""
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    a = make_annotations(tmp_path, [[]])
+    a = make_annotations(tmp_path / "ds", [[]])
     with pytest.raises(ConfigError, match=r"yolo2retina\[plot\]"):
         save_box_size_histogram(a, tmp_path / "h.png")

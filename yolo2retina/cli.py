@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from yolo2retina._version import __version__
 from yolo2retina.errors import DatasetError, Yolo2RetinaError
 
-__all__ = ["get_parser", "main"]
+__all__ = ["add_output_flags", "fraction", "get_parser", "main", "positive_int"]
 
 #: Subcommand modules under ``yolo2retina.commands``, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -32,13 +34,59 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
+def positive_int(value: str) -> int:
+    """argparse type: a whole number >= 1 (a usage error, exit 2, otherwise)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value!r}")
+    return n
+
+
+def fraction(value: str) -> float:
+    """argparse type: a finite number from 0 to 1 (``nan`` is a usage error, exit 2)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}") from None
+    if not (math.isfinite(x) and 0.0 <= x <= 1.0):
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {value!r}")
+    return x
+
+
+def add_output_flags(p: argparse.ArgumentParser, *, folder: bool = True) -> None:
+    """Add ``--exist-ok`` (output folders only) and ``--overwrite``: see docs/outputs.md."""
+    if folder:
+        p.add_argument(
+            "--exist-ok",
+            action="store_true",
+            help="write into an existing output folder that holds files; only new files are "
+            "written (an existing output file is still an error)",
+        )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing output files"
+        + (" (implies --exist-ok; other files in the folder are kept)" if folder else ""),
+    )
+
+
 def _modules() -> list[ModuleType]:
     return [importlib.import_module(f"yolo2retina.commands.{m}") for m in COMMANDS]
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line: ``error: ...`` (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
 def get_parser() -> argparse.ArgumentParser:
     """The full argument parser (used by ``main`` and by the CLI reference generator)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="yolo2retina",
         description="Train and use torchvision RetinaNet on YOLO / VOC / COCO datasets.",
     )

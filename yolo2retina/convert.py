@@ -12,6 +12,7 @@ import attrs
 from yolo2retina.errors import DatasetError, Yolo2RetinaError
 from yolo2retina.formats import detect_format, get_format, load_splits, write_annotations
 from yolo2retina.formats.registry import ImageMode, WriteReport
+from yolo2retina.outputs import check_output_dir, dataset_folders
 
 __all__ = ["CheckResult", "SplitCheck", "check_dataset", "convert_dataset"]
 
@@ -24,33 +25,46 @@ def convert_dataset(
     src_format: str = "auto",
     splits: Sequence[str] | None = None,
     images: ImageMode = "copy",
+    exist_ok: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> WriteReport:
     """Read every split of ``src`` and write them all to ``dst`` in format ``to``.
 
+    ``dst`` is written atomically (see :func:`~yolo2retina.formats.write_annotations`)
+    and is refused, before anything is read or written, when it overlaps the source:
+    the same folder, a folder inside the dataset (its root or an image folder), or a
+    folder that holds it. See ``docs/outputs.md``.
+
     Args:
         src: a data.yaml, dataset folder or COCO JSON.
-        dst: output folder.
+        dst: output folder: missing or empty, unless ``exist_ok`` / ``overwrite``.
         to: target format name (``yolo``, ``voc``, ``coco`` or a plug-in).
         src_format: source format, ``"auto"`` to detect it.
         splits: only these splits (default: all found; a single-split source is ``train``).
         images: ``"copy"``, ``"symlink"`` or ``"hardlink"`` the images.
-        overwrite: replace existing output files.
+        exist_ok: write into an existing folder that holds files (only new files).
+        overwrite: like ``exist_ok``, and replace existing output files.
         progress: show progress bars.
 
     Returns:
         The writer's report; its ``lost`` lists what ``to`` cannot hold.
 
     Raises:
-        DatasetError: the source does not load, or outputs exist and ``overwrite`` is False.
+        DatasetError: the source does not load, ``dst`` overlaps it, or outputs exist
+            and the flags do not allow it.
     """
     get_format(to)  # unknown target: fail before reading anything
     name = detect_format(src) if src_format == "auto" else src_format
+    root = Path(src) if Path(src).is_dir() else Path(src).parent
+    check_output_dir(dst, inputs=[root], exist_ok=exist_ok, overwrite=overwrite)
     data = load_splits(src, name, splits, **_progress_kw(name, progress))
-    if Path(dst).resolve() == Path(src).resolve():
-        raise DatasetError(f"{dst}: destination is the source; choose another folder")
-    return write_annotations(data, dst, to, images=images, overwrite=overwrite, progress=progress)
+    check_output_dir(
+        dst, inputs=dataset_folders(data.values(), src), exist_ok=exist_ok, overwrite=overwrite
+    )
+    return write_annotations(
+        data, dst, to, images=images, exist_ok=exist_ok, overwrite=overwrite, progress=progress
+    )
 
 
 def _progress_kw(fmt: str, progress: bool) -> dict[str, Any]:

@@ -120,8 +120,13 @@ def draw(
     out = Image.new("RGB", (w, h + bar), (20, 20, 20))
     out.paste(img, (0, bar))
     ImageDraw.Draw(out).text((pad, pad - cy0), caption, fill=(255, 255, 255), font=font)
-    if path is not None:
+    if path is not None:  # under a temporary name, then renamed: never a half-written PNG
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
-        out.save(p, format="PNG", compress_level=1)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        try:
+            out.save(tmp, format="PNG", compress_level=1)
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
     return out

@@ -41,7 +41,7 @@ import numpy.typing as npt
 
 from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations
-from yolo2retina.errors import DatasetError
+from yolo2retina.errors import ConfigError, DatasetError
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, Target
 
 if TYPE_CHECKING:
@@ -732,6 +732,8 @@ def write_evaluation(
     plots: bool = True,
     score_threshold: float = 0.3,
     extra: Mapping[str, Any] | None = None,
+    exist_ok: bool = False,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write an evaluation folder: ``metrics.json``, ``predictions.json`` and the plots.
 
@@ -741,6 +743,11 @@ def write_evaluation(
     * ``pr_<index>_<class>.png`` (IoU 0.5) and ``confusion_matrix.png`` when ``plots`` is
       true and matplotlib is installed (otherwise a warning says how to install it).
 
+    Every file is written under a temporary name and renamed. Before anything is
+    written, the folder is refused when it holds files (unless ``exist_ok`` or
+    ``overwrite``), when a file to write exists (unless ``overwrite``), or when it
+    overlaps the dataset's folders (see ``docs/outputs.md``).
+
     Args:
         out_dir: the folder (created when missing).
         metrics: the result of :func:`coco_map` for ``predictions``.
@@ -749,13 +756,28 @@ def write_evaluation(
         plots: draw the PNGs.
         score_threshold: lowest score that counts in the confusion matrix.
         extra: more JSON-ready keys for ``metrics.json`` (e.g. data and weights paths).
+        exist_ok: write into a folder that already holds other files.
+        overwrite: like ``exist_ok``, and replace the files of an earlier evaluation.
 
     Returns:
         The files written.
-    """
-    from yolo2retina.formats.coco import write_coco_results
 
-    out = Path(out_dir)
+    Raises:
+        DatasetError: the output folder or a file in it is refused (the message names
+            the path and the flag that allows it).
+    """
+    from yolo2retina.formats._common import atomic_write_text
+    from yolo2retina.formats.coco import write_coco_results
+    from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
+    from yolo2retina.plots import pr_curve_paths
+
+    out = check_output_dir(
+        out_dir, inputs=dataset_folders(ground_truth), exist_ok=exist_ok, overwrite=overwrite
+    )
+    planned = [out / "metrics.json", out / "predictions.json"]
+    if plots:
+        planned += [out / "confusion_matrix.png", *pr_curve_paths(metrics, out).values()]
+    check_output_files(planned, overwrite=overwrite)
     out.mkdir(parents=True, exist_ok=True)
     cm = confusion_matrix(ground_truth, predictions, score_threshold=score_threshold)
     record = dict(extra or {})
@@ -769,7 +791,7 @@ def write_evaluation(
         "matrix": cm.tolist(),
     }
     written = [out / "metrics.json"]
-    written[0].write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    atomic_write_text(written[0], json.dumps(record, indent=2) + "\n")
     written.append(write_coco_results(predictions, ground_truth, out / "predictions.json"))
     if plots:
         try:
@@ -832,6 +854,8 @@ def predict_dataset(
 
     from yolo2retina.dataset import collate
 
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     dev = torch.device(device) if device is not None else _default_device(model)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate

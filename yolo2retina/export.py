@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -29,6 +30,7 @@ from tqdm import tqdm
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import ConfigError
+from yolo2retina.formats._common import atomic_write_text
 from yolo2retina.formats.registry import ImageMode, WriteReport
 from yolo2retina.predict import ImagePrediction, TileArg, count_labels, counts_table, iter_predict
 from yolo2retina.target import Target
@@ -65,10 +67,9 @@ def yolo_txt_lines(target: Target, image_hw: tuple[int, int]) -> str:
 
 
 def write_yolo_txt(target: Target, image_hw: tuple[int, int], path: str | os.PathLike[str]) -> Path:
-    """Write one image's detections as an Ultralytics ``--save-conf`` label file."""
+    """Write one image's detections as an Ultralytics ``--save-conf`` label file (atomically)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yolo_txt_lines(target, image_hw), encoding="utf-8")
+    atomic_write_text(p, yolo_txt_lines(target, image_hw))
     return p
 
 
@@ -112,23 +113,31 @@ def write_predictions_voc(
     dst: str | os.PathLike[str],
     *,
     images: ImageMode = "symlink",
+    exist_ok: bool = False,
     overwrite: bool = False,
 ) -> WriteReport:
     """Write the predictions as a Pascal VOC dataset (scores are not kept; VOC has none).
 
+    Written like every dataset (:func:`yolo2retina.formats.write_annotations`): into a
+    temporary folder renamed to ``dst`` at the end.
+
     Args:
         images: how images get into ``JPEGImages/``: ``"symlink"`` (default), ``"copy"``
             or ``"hardlink"``. In-memory images cannot be exported.
+        exist_ok: write into an existing ``dst`` that holds files (only new files).
+        overwrite: like ``exist_ok``, and replace files of the same name.
     """
-    from yolo2retina.formats.voc import write_voc
+    from yolo2retina.formats import write_annotations
 
     bad = [p.source for p in predictions if p.target is not None and not Path(p.source).is_file()]
     if bad:
         raise ConfigError(f"VOC export needs image files; not a file: {bad[0]}")
-    return write_voc(
+    return write_annotations(
         predictions_to_annotations(predictions, class_names),
         dst,
+        "voc",
         images=images,
+        exist_ok=exist_ok,
         overwrite=overwrite,
     )
 
@@ -145,12 +154,12 @@ def write_counts_csv(
     fields = ["image_id", "image", "total", *class_names, "error"]
     if len(set(fields)) != len(fields):
         raise ConfigError(f"class names clash with the counts.csv columns: {list(class_names)}")
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows(rows)
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    with p.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write_text(p, text.getvalue())
     return p
 
 
@@ -205,6 +214,22 @@ def counts_line(prediction: ImagePrediction, class_names: Sequence[str]) -> str:
     return f"{name}: {parts}" if parts else f"{name}: 0 detections"
 
 
+def _planned_stems(paths: Sequence[str]) -> list[str]:
+    used: set[str] = set()
+    return [_unique_stem(p, used) for p in paths]
+
+
+def _expand(sources: Iterable[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+    """(image files, inputs as given): folders are searched recursively for images."""
+    from yolo2retina.image import find_images
+
+    given = [os.fspath(s) for s in sources]
+    files: list[str] = []
+    for s in given:
+        files += [str(f) for f in find_images(s)] if os.path.isdir(s) else [s]
+    return files, given
+
+
 def predict_to_folder(
     model: Any,
     class_names: Sequence[str],
@@ -220,48 +245,80 @@ def predict_to_folder(
     save_json: bool = False,
     save_voc: bool = False,
     draw_images: bool = True,
+    exist_ok: bool = False,
+    overwrite: bool = False,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> PredictRun:
     """Predict image files and write drawings, counts and exports to ``out_dir``.
 
     Writes ``<stem>.png`` drawings, ``counts.csv`` (always), ``labels/<stem>.txt``
-    (``save_txt``), ``predictions.json`` (``save_json``) and ``voc/`` (``save_voc``).
-    An image that cannot be read is reported (``log`` and ``counts.csv``) and skipped;
-    the others are still processed.
+    (``save_txt``), ``predictions.json`` (``save_json``) and ``voc/`` (``save_voc``);
+    each file under a temporary name, then renamed. An image that cannot be read is
+    reported (``log`` and ``counts.csv``) and skipped; the others are still processed.
+
+    Before any image is read, the output is refused (see ``docs/outputs.md``) when
+    ``out_dir`` is a source folder or an image file, lies inside a source folder or holds
+    a source; when it holds files, unless ``exist_ok`` or ``overwrite``; and when a file
+    this run would write exists, unless ``overwrite``.
 
     Args:
         model: a :class:`~yolo2retina.predict.Predictor` or anything :func:`predict` takes.
         class_names: index = label.
-        sources: image files.
+        sources: image files, or folders (searched recursively for images).
         out_dir: output folder (created).
+        exist_ok: write into a folder that already holds files (only new files).
+        overwrite: like ``exist_ok``, and replace files of an earlier run of the same name.
         log: called with one line per image (counts or the error); with a progress bar,
             pass ``tqdm.write`` so lines print above it.
         progress: show a progress bar over images.
 
     Other arguments are those of :func:`yolo2retina.predict.predict`.
+
+    Raises:
+        DatasetError: the output is refused; the message names the path and the flag
+            that allows it.
     """
     from yolo2retina.draw import draw
+    from yolo2retina.errors import DatasetError
+    from yolo2retina.outputs import check_output_dir, check_output_files
 
-    out = Path(out_dir)
+    paths, given = _expand(sources)
+    out = check_output_dir(out_dir, inputs=given, exist_ok=exist_ok, overwrite=overwrite)
+    stems = _planned_stems(paths)
+    planned = [out / "counts.csv"]
+    if draw_images:
+        planned += [out / f"{stem}.png" for stem in stems]
+    if save_txt:
+        planned += [out / "labels" / f"{stem}.txt" for stem in stems]
+    if save_json:
+        planned.append(out / "predictions.json")
+    check_output_files(planned, overwrite=overwrite)
+    voc = out / "voc"
+    if save_voc and not overwrite and voc.is_dir() and any(voc.iterdir()):
+        raise DatasetError(
+            f"{voc}: output folder already exists and is not empty; pass overwrite=True "
+            "(CLI: --overwrite) to replace its files"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    paths = [str(s) for s in sources]
     run = PredictRun([], tuple(class_names), out)
-    used: set[str] = set()
     bar = tqdm(total=len(paths), desc="predict", unit="img", disable=not progress)
     try:
-        for pred in iter_predict(
-            model,
-            paths,
-            score_threshold=score_threshold,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=device,
-            skip_errors=True,
+        for pred, stem in zip(
+            iter_predict(
+                model,
+                paths,
+                score_threshold=score_threshold,
+                tile=tile,
+                overlap=overlap,
+                batch_size=batch_size,
+                device=device,
+                skip_errors=True,
+            ),
+            stems,
+            strict=True,
         ):
             run.predictions.append(pred)
-            stem = _unique_stem(pred.source, used)
             if pred.target is not None and pred.image_hw is not None:
                 if draw_images:
                     png = out / f"{stem}.png"
@@ -281,6 +338,8 @@ def predict_to_folder(
             write_predictions_coco(run.predictions, class_names, out / "predictions.json")
         )
     if save_voc:
-        rep = write_predictions_voc(run.predictions, class_names, out / "voc", overwrite=True)
+        rep = write_predictions_voc(
+            run.predictions, class_names, voc, exist_ok=True, overwrite=overwrite
+        )
         run.files += [Path(f) for f in rep.files]
     return run

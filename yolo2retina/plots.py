@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from yolo2retina.evaluate import IOU_THRESHOLDS, RECALL_THRESHOLDS, Metrics
 
-__all__ = ["MISSING_MATPLOTLIB", "plot_confusion_matrix", "plot_pr_curves"]
+__all__ = ["MISSING_MATPLOTLIB", "plot_confusion_matrix", "plot_pr_curves", "pr_curve_paths"]
 
 #: The message of the ImportError raised when matplotlib is not installed.
 MISSING_MATPLOTLIB = (
@@ -36,6 +36,44 @@ def _figure(**kw: Any) -> Any:
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
+
+
+def _save(fig: Any, path: Path) -> None:
+    """Save a figure under a temporary name, then rename it: never a half-written PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _iou_index(iou_threshold: float) -> int:
+    hits = np.flatnonzero(np.isclose(IOU_THRESHOLDS, iou_threshold))
+    if hits.size == 0:
+        raise ValueError(
+            f"iou_threshold {iou_threshold} is not one of {np.round(IOU_THRESHOLDS, 2).tolist()}"
+        )
+    return int(hits[0])
+
+
+def pr_curve_paths(
+    metrics: Metrics, out_dir: str | os.PathLike[str], *, iou_threshold: float = 0.5
+) -> dict[int, Path]:
+    """``{class index: out_dir / "pr_<index>_<name>.png"}`` for the classes
+    :func:`plot_pr_curves` draws (those with ground truth); nothing is written.
+
+    Raises:
+        ValueError: ``iou_threshold`` is not one of COCO's thresholds.
+    """
+    t = _iou_index(iou_threshold)
+    out = Path(out_dir)
+    return {
+        k: out / f"pr_{k:02d}_{_safe(c.name)}.png"
+        for k, c in enumerate(metrics.per_class)
+        if not (metrics.precision[t, :, k, 0, -1] < 0).any()
+    }
 
 
 def plot_pr_curves(
@@ -62,19 +100,12 @@ def plot_pr_curves(
         ValueError: ``iou_threshold`` is not one of COCO's thresholds.
         ImportError: matplotlib is not installed (the message says how to install it).
     """
-    hits = np.flatnonzero(np.isclose(IOU_THRESHOLDS, iou_threshold))
-    if hits.size == 0:
-        raise ValueError(
-            f"iou_threshold {iou_threshold} is not one of {np.round(IOU_THRESHOLDS, 2).tolist()}"
-        )
-    t = int(hits[0])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    t = _iou_index(iou_threshold)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
     written = []
-    for k, c in enumerate(metrics.per_class):
+    for k, path in pr_curve_paths(metrics, out_dir, iou_threshold=iou_threshold).items():
+        c = metrics.per_class[k]
         precision = metrics.precision[t, :, k, 0, -1]
-        if (precision < 0).any():
-            continue
         fig = _figure(figsize=(5, 4.5), dpi=100)
         ax = fig.add_subplot()
         ap = float(precision.mean())
@@ -91,8 +122,7 @@ def plot_pr_curves(
         )
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        path = out / f"pr_{k:02d}_{_safe(c.name)}.png"
-        fig.savefig(path)
+        _save(fig, path)
         written.append(path)
     return written
 
@@ -160,6 +190,5 @@ def plot_confusion_matrix(
                 )
     fig.tight_layout()
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    _save(fig, out)
     return out

@@ -541,6 +541,8 @@ def iter_predict(
     """
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if not math.isfinite(score_threshold):  # NaN would silently drop every detection
+        raise ConfigError(f"score_threshold must be a finite number, got {score_threshold}")
     net, meta = _unwrap(model)
     tile_px, min_ov = resolve_tile(tile, meta, overlap)
     dev = _model_device(net, device)

@@ -19,7 +19,8 @@ import yaml
 
 from yolo2retina.errors import ConfigError, DatasetError
 from yolo2retina.formats import detect_format, load_splits
-from yolo2retina.formats._common import atomic_write_text, refuse_existing
+from yolo2retina.formats._common import atomic_write_text
+from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
 
 __all__ = ["SplitResult", "group_key", "split_dataset", "split_groups"]
 
@@ -106,6 +107,7 @@ def split_dataset(
     seed: int = 0,
     *,
     format: str = "auto",
+    exist_ok: bool = False,
     overwrite: bool = False,
 ) -> SplitResult:
     """Split every image of ``src`` (all its splits together) into new train/val(/test) lists.
@@ -116,17 +118,21 @@ def split_dataset(
 
     Args:
         src: dataset to split (any format; a data.yaml for the new yaml).
-        dst: output folder.
+        dst: output folder: missing or empty, unless ``exist_ok`` / ``overwrite``. It may
+            lie inside the dataset (the default of the CLI) but may not be the dataset's
+            folder, an image folder, or hold one (see ``docs/outputs.md``).
         ratios: 2 or 3 fractions summing to 1 (train, val[, test]).
         seed: shuffling seed; the same seed gives the same split.
         format: source format, ``"auto"`` to detect it.
-        overwrite: replace existing lists / yaml.
+        exist_ok: write into an existing folder that holds other files.
+        overwrite: like ``exist_ok``, and replace existing lists / yaml.
 
     Raises:
         ConfigError: bad ratios.
-        DatasetError: the source does not load, or outputs exist.
+        DatasetError: the source does not load, ``dst`` is refused, or outputs exist.
     """
     r = _check_ratios(ratios)
+    check_output_dir(dst, exist_ok=exist_ok, overwrite=overwrite)
     name = detect_format(src) if format == "auto" else format
     data = load_splits(src, name)
     paths = [str(p) for a in data.values() for p in a.paths]
@@ -137,7 +143,14 @@ def split_dataset(
     split_names = _NAMES[len(r)]
     lists = {s: out / f"{s}.txt" for s in split_names}
     yaml_path = out / "data.yaml" if name == "yolo" else None
-    refuse_existing([*lists.values(), *([yaml_path] if yaml_path else [])], overwrite, out)
+    check_output_dir(
+        out,
+        inputs=dataset_folders(data.values(), src),
+        exist_ok=exist_ok,
+        overwrite=overwrite,
+        inside_inputs_ok=True,
+    )
+    check_output_files([*lists.values(), *([yaml_path] if yaml_path else [])], overwrite=overwrite)
     parts = split_groups(paths, r, seed)
     for s, members in zip(split_names, parts, strict=True):
         atomic_write_text(lists[s], "".join(f"{os.path.abspath(p)}\n" for p in members))

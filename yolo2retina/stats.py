@@ -13,6 +13,7 @@ import numpy.typing as npt
 from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations
 from yolo2retina.errors import ConfigError
+from yolo2retina.outputs import check_output_file, dataset_folders
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT
 
 __all__ = ["DatasetStats", "box_sides", "dataset_stats", "save_box_size_histogram"]
@@ -134,14 +135,28 @@ def save_box_size_histogram(
     path: str | os.PathLike[str],
     *,
     title: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Save a PNG histogram of box sizes (``sqrt(w * h)``, log scale) per class.
 
     Lines at 16 and 32 px make tiny objects (e.g. varroa mites) visible at a glance.
+    The PNG is written under a temporary name and renamed, so an existing file is
+    either kept or replaced whole.
+
+    Args:
+        annotations: one or more splits.
+        path: the PNG to write: not an existing file unless ``overwrite``, and not
+            inside the dataset (its source folder or an image folder).
+        title: figure title (default: box counts).
+        overwrite: replace an existing file.
 
     Raises:
+        DatasetError: ``path`` is a folder, lies inside the dataset, or exists and not
+            ``overwrite`` (see ``docs/outputs.md``).
         ConfigError: matplotlib is not installed (``pip install 'yolo2retina[plot]'``).
     """
+    anns = _as_list(annotations)
+    out = check_output_file(path, inputs=dataset_folders(anns), overwrite=overwrite)
     try:
         import matplotlib
 
@@ -151,7 +166,6 @@ def save_box_size_histogram(
         raise ConfigError(
             "the box-size histogram needs matplotlib: pip install 'yolo2retina[plot]'"
         ) from None
-    anns = _as_list(annotations)
     names = anns[0].class_names if anns else ()
     sides = box_sides(anns)
     labels = np.concatenate([a.labels for a in anns]) if anns else np.zeros(0, np.int64)
@@ -177,9 +191,13 @@ def save_box_size_histogram(
         ax.set_ylabel("boxes")
         ax.set_title(title or f"{sides.size} boxes, {int((sides < TINY_PX).sum())} under 16 px")
         fig.tight_layout()
-        out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            fig.savefig(tmp, format="png")
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
     finally:
         plt.close(fig)
     return out

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from yolo2retina.cli import add_output_flags
+
 NAME = "convert"
 HELP = "Convert a YOLO / VOC / COCO dataset (all splits) to another format."
 
@@ -11,7 +13,9 @@ HELP = "Convert a YOLO / VOC / COCO dataset (all splits) to another format."
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
     p.add_argument("src", help="source: data.yaml, dataset folder, VOC folder or COCO .json")
-    p.add_argument("dst", help="output folder")
+    p.add_argument(
+        "dst", help="output folder: new or empty (see --exist-ok), outside the source dataset"
+    )
     p.add_argument("--to", required=True, help="target format: yolo, voc, coco or a plug-in name")
     p.add_argument(
         "--from", dest="src_format", default="auto", help="source format (default: auto-detect)"
@@ -25,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="copy",
         help="how images reach the output (default: copy)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_output_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             src_format=args.src_format,
             splits=args.split,
             images=args.images,
+            exist_ok=args.exist_ok,
             overwrite=args.overwrite,
             progress=not args.no_progress,
         )

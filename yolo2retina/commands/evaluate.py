@@ -7,6 +7,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from yolo2retina.cli import add_output_flags, fraction, positive_int
+
 NAME = "evaluate"
 HELP = (
     "Score a trained checkpoint on a dataset split: print the COCO mAP table and write "
@@ -24,24 +26,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="output folder (default: eval-<split> beside the checkpoint)",
+        help="output folder, outside the dataset (default: eval-<split> beside the checkpoint)",
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
-    p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default: 4)")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=4, help="images per forward pass (default: 4)"
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument(
         "--max-size",
-        type=int,
+        type=positive_int,
         default=None,
         help="decode images at most this large (longer side); boxes are mapped back",
     )
     p.add_argument(
         "--score-threshold",
-        type=float,
+        type=fraction,
         default=0.3,
         help="lowest score counted in the confusion matrix (default: 0.3)",
     )
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    add_output_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -52,9 +57,18 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.evaluate import coco_map, predict_dataset, write_evaluation
     from yolo2retina.formats import load_annotations
     from yolo2retina.model import load_model
+    from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
 
-    loaded = load_model(args.weights, device=args.device)
+    out = Path(args.out) if args.out else Path(args.weights).parent / f"eval-{args.split}"
     ann = load_annotations(args.data, format=args.format, split=args.split)
+    check_output_dir(  # refuse before the model runs; write_evaluation checks again
+        out,
+        inputs=dataset_folders(ann, args.data),
+        exist_ok=args.exist_ok,
+        overwrite=args.overwrite,
+    )
+    check_output_files([out / "metrics.json", out / "predictions.json"], overwrite=args.overwrite)
+    loaded = load_model(args.weights, device=args.device)
     if tuple(ann.class_names) != tuple(loaded.class_names):
         raise ConfigError(
             f"{args.weights} was trained on classes {list(loaded.class_names)} but {args.data} "
@@ -70,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     )
     metrics = coco_map(ann, preds)
     print(metrics)
-    out = Path(args.out) if args.out else Path(args.weights).parent / f"eval-{args.split}"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         write_evaluation(
@@ -81,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
             plots=not args.no_plots,
             score_threshold=args.score_threshold,
             extra={"data": str(args.data), "split": args.split, "weights": str(args.weights)},
+            exist_ok=args.exist_ok,
+            overwrite=args.overwrite,
         )
     for w in caught:
         print(f"note: {w.message}", file=sys.stderr)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from yolo2retina.cli import add_output_flags, fraction, positive_int
+
 NAME = "predict"
 HELP = "Detect and count objects in images with a trained checkpoint; write drawings and exports."
 
@@ -32,7 +34,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         help="image file(s), folder(s) (searched recursively) or glob pattern(s)",
     )
-    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output folder (created): new or empty (see --exist-ok), outside the sources",
+    )
     p.add_argument(
         "--tile",
         type=_tile,
@@ -41,12 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "checkpoint's training size); default: whole images",
     )
     p.add_argument(
-        "--overlap", type=float, default=0.2, help="tile overlap as a fraction (default 0.2)"
+        "--overlap", type=fraction, default=0.2, help="tile overlap as a fraction (default 0.2)"
     )
     p.add_argument(
-        "--score", type=float, default=0.3, help="minimum confidence to keep (default 0.3)"
+        "--score", type=fraction, default=0.3, help="minimum confidence to keep, 0-1 (default 0.3)"
     )
-    p.add_argument("--batch-size", type=int, default=4, help="images or tiles per model call")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=4, help="images or tiles per model call"
+    )
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     p.add_argument(
         "--save-txt",
@@ -63,22 +71,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-draw", action="store_true", help="do not write <stem>.png drawings")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_output_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Predict every image; exit 1 if any image could not be read."""
+    import os
+
     from tqdm import tqdm
 
     from yolo2retina.export import predict_to_folder
     from yolo2retina.image import find_images
     from yolo2retina.predict import Predictor
 
-    paths = [p for src in args.source for p in find_images(src)]
+    sources: list[str] = []
+    for src in args.source:  # folders stay folders: the output may not lie inside them
+        found = find_images(src)  # fails early when nothing matches
+        sources += [src] if os.path.isdir(src) else [str(f) for f in found]
     predictor = Predictor.from_checkpoint(args.weights, device=args.device)
     result = predict_to_folder(
         predictor,
         predictor.class_names,
-        paths,
+        sources,
         args.out,
         score_threshold=args.score,
         tile=args.tile,
@@ -88,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         save_json=args.save_json,
         save_voc=args.save_voc,
         draw_images=not args.no_draw,
+        exist_ok=args.exist_ok,
+        overwrite=args.overwrite,
         progress=not args.no_progress,
         log=tqdm.write,
     )

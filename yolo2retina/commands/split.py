@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from yolo2retina.cli import add_output_flags
+
 NAME = "split"
 HELP = "Split a dataset into train/val(/test) image lists and a data.yaml; moves no file."
 
@@ -26,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing lists / data.yaml")
+    add_output_flags(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +42,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else base / f"split-seed{args.seed}"
     print(
         split_dataset(
-            src, out, args.ratios, args.seed, format=args.format, overwrite=args.overwrite
+            src,
+            out,
+            args.ratios,
+            args.seed,
+            format=args.format,
+            exist_ok=args.exist_ok,
+            overwrite=args.overwrite,
         )
     )
     return 0

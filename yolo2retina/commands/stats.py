@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from yolo2retina.cli import add_output_flags
+
 NAME = "stats"
 HELP = "Print images, background images, boxes per class and box sizes; save a histogram PNG."
 
@@ -17,17 +19,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--histogram",
         default="box_sizes.png",
         metavar="PNG",
-        help="where to save the box-size histogram (default: box_sizes.png; needs matplotlib)",
+        help="where to save the box-size histogram, outside the dataset (default: "
+        "box_sizes.png in the current folder; needs matplotlib)",
     )
     p.add_argument("--no-histogram", action="store_true", help="do not draw the histogram")
+    add_output_flags(p, folder=False)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print statistics per split and for all splits, then save the histogram."""
     from yolo2retina.formats import load_splits
+    from yolo2retina.outputs import check_output_file, dataset_folders
     from yolo2retina.stats import dataset_stats, save_box_size_histogram
 
     data = load_splits(args.src, args.format, args.split)
+    if not args.no_histogram:  # refuse before printing anything
+        check_output_file(
+            args.histogram,
+            inputs=dataset_folders(data.values(), args.src),
+            overwrite=args.overwrite,
+        )
     for name, ann in data.items():
         print(f"== {name}")
         print(dataset_stats(ann))
@@ -35,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
         print("== all splits")
         print(dataset_stats(list(data.values())))
     if not args.no_histogram:
-        out = save_box_size_histogram(list(data.values()), args.histogram)
+        out = save_box_size_histogram(list(data.values()), args.histogram, overwrite=args.overwrite)
         print(f"histogram: {out}")
     return 0

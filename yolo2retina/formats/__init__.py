@@ -108,26 +108,68 @@ def write_annotations(
     format: str,
     *,
     images: ImageMode = "copy",
+    exist_ok: bool = False,
     overwrite: bool = False,
     progress: bool = False,
 ) -> WriteReport:
     """Write one split (as ``train``) or a mapping of splits in a registered format.
 
+    The writer fills a temporary sibling folder ``.<name>.tmp-<pid>`` that is renamed to
+    ``dst`` at the end, so an interrupted write (an error, Ctrl-C) leaves no partial
+    dataset under ``dst``; the temporary folder is removed (or, after a kill, at the next
+    write to ``dst``). When ``dst`` already holds files (``exist_ok`` or ``overwrite``),
+    the new files are moved into it one by one after the whole dataset is written (images
+    first, index files such as ``data.yaml`` last); files of ``dst`` that this write does
+    not produce are kept as they are. See ``docs/outputs.md``.
+
     Args:
         annotations: what to write.
-        dst: output folder.
+        dst: output folder: missing or empty, unless ``exist_ok`` / ``overwrite``. It may
+            not be an image folder of ``annotations`` or hold one.
         format: ``"yolo"``, ``"voc"``, ``"coco"`` or a plug-in's name.
         images: ``"copy"``, ``"symlink"`` or ``"hardlink"`` the images.
-        overwrite: replace existing files; otherwise nothing is written when any exists.
+        exist_ok: write into an existing folder that holds files; a file that already
+            exists is still an error (nothing is written).
+        overwrite: like ``exist_ok``, and replace files of the same name.
         progress: show a progress bar.
 
     Returns:
-        What was written, and in ``lost`` what the format could not hold.
+        What was written (paths under ``dst``), and in ``lost`` what the format could
+        not hold.
+
+    Raises:
+        DatasetError: ``dst`` is refused (see :func:`yolo2retina.outputs.check_output_dir`),
+            a file exists and not ``overwrite``, or the writer refuses the data.
     """
+    from yolo2retina.outputs import check_output_dir, image_folders, staged_dir
+
     splits = {"train": annotations} if isinstance(annotations, Annotations) else dict(annotations)
-    report = get_format(format).write(
-        splits, Path(dst), images=images, overwrite=overwrite, progress=progress
+    adapter = get_format(format)
+    out = Path(dst)
+    check_output_dir(
+        out,
+        inputs=image_folders(splits.values()),
+        exist_ok=exist_ok,
+        overwrite=overwrite,
+        inside_inputs_ok=True,
     )
+    with staged_dir(out, overwrite=overwrite) as tmp:
+        report = adapter.write(splits, tmp, images=images, overwrite=False, progress=progress)
+    _retarget(report, tmp, out)
     for line in report.lost:
         warnings.warn(f"{format} writer: lost {line}", UserWarning, stacklevel=2)
     return report
+
+
+def _retarget(report: WriteReport, tmp: Path, dst: Path) -> None:
+    """Point a report's paths at ``dst`` instead of the temporary folder they were written in."""
+    old, new = str(tmp), str(dst)
+
+    def fix(text: str) -> str:
+        if text == old:
+            return new
+        return new + text[len(old) :] if text.startswith(old + os.sep) else text
+
+    report.destination = fix(report.destination)
+    report.files = [fix(f) for f in report.files]
+    report.lost = [line.replace(old, new) for line in report.lost]
