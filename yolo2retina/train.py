@@ -18,8 +18,8 @@ import random
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence, Sized
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +31,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from yolo2retina import distributed
+from yolo2retina.augment import POLICIES
 from yolo2retina.dataset import collate
 from yolo2retina.errors import ConfigError, NonFiniteLossError
+from yolo2retina.losses import (
+    LOSS_NORMS,
+    BatchNormalizedLoss,
+    install_batch_normalized_loss,
+    remove_batch_normalized_loss,
+)
 
 __all__ = [
     "FitResult",
@@ -53,6 +60,8 @@ Optimizer = Literal["sgd", "adamw"]
 Schedule = Literal["cosine", "multistep"]
 Amp = Literal["auto", "bf16", "fp16", "off"]
 Metric = Literal["map50", "map", "map75", "val_loss"]
+AugmentPolicy = Literal["none", "light", "default", "strong"]
+LossNorm = Literal["torchvision", "batch"]
 
 #: ``curves.png`` is redrawn after an epoch when this many seconds passed since the last
 #: drawing, and always after the last epoch.
@@ -157,6 +166,18 @@ class TrainConfig:
         resume: a ``last.pt`` to continue from (its epoch count, optimizer, schedule and RNG).
         overwrite: replace the run in ``out_dir``: its files are deleted when training starts.
         progress: show the tqdm bar and print one summary line per epoch (rank 0 only).
+        augment: the training augmentation policy (:data:`yolo2retina.augment.POLICIES`:
+            ``"none"``, ``"light"``, ``"default"``, ``"strong"``) that :func:`run_training`
+            (``yolo2retina train``) puts on the training dataset. :func:`fit` trains on the
+            datasets as given: set their ``transforms`` yourself
+            (:func:`yolo2retina.augment.augmentation`).
+        crop_size: with :func:`run_training`, train on ``crop_size`` square crops of the
+            ``img_size`` image (crop training for tiles much larger than the objects);
+            ``None``: the policy's own crop, if any. Validation runs on whole images.
+        loss_norm: ``"torchvision"`` divides each image's loss by its own foreground-anchor
+            count; ``"batch"`` divides the batch's summed loss by a moving average of the
+            batch's count (:func:`yolo2retina.losses.install_batch_normalized_loss`, applied
+            by :func:`fit` for the run; its state is saved in ``last.pt``).
     """
 
     epochs: int = attrs.field(default=12, validator=_at_least(1))
@@ -187,11 +208,16 @@ class TrainConfig:
     resume: str | None = attrs.field(default=None, converter=_optional_str)
     overwrite: bool = False
     progress: bool = True
+    augment: AugmentPolicy = attrs.field(default="default", validator=_one_of(*POLICIES))
+    crop_size: int | None = attrs.field(default=None, validator=_at_least(1))
+    loss_norm: LossNorm = attrs.field(default="torchvision", validator=_one_of(*LOSS_NORMS))
 
     def __attrs_post_init__(self) -> None:
         for name in ("epochs", "batch_size", "warmup_iters", "accumulate", "seed", "num_workers"):
             if not isinstance(getattr(self, name), int):
                 raise ConfigError(f"{name} must be an integer; got {getattr(self, name)!r}")
+        if self.crop_size is not None and not isinstance(self.crop_size, int):
+            raise ConfigError(f"crop_size must be an integer or None; got {self.crop_size!r}")
         if self.patience is not None and not isinstance(self.patience, int):
             raise ConfigError(f"patience must be an integer or None; got {self.patience!r}")
         if self.warmup_iters and self.warmup_epochs:
@@ -739,11 +765,17 @@ def validation_losses(
     torchvision's RetinaNet computes losses only in train mode, so this runs in train mode
     under ``no_grad`` with every BatchNorm layer in eval mode, so that validation images do
     not update the running statistics (ResNets built without pretrained weights and
-    MobileNets use plain BatchNorm; FrozenBatchNorm2d has nothing to update).
+    MobileNets use plain BatchNorm; FrozenBatchNorm2d has nothing to update). The model's
+    ``transform`` runs in eval mode too, so validation images are resized to the model's
+    input size even when the training resize is off
+    (:func:`yolo2retina.augment.set_train_resize`).
     """
     was_training = model.training
     model.train()
     _norm_layers_frozen(model)
+    transform = getattr(model, "transform", None)
+    if isinstance(transform, nn.Module):
+        transform.eval()  # resize as at evaluation time; model.train(...) below restores it
     sums: dict[str, float] = {}
     batches = 0
     try:
@@ -773,7 +805,9 @@ def validate(
 ) -> dict[str, float]:
     """Validation losses (``val_loss``, ``val_classification``, ...) and, if asked, mAP.
 
-    mAP comes from :func:`yolo2retina.evaluate.evaluate` (keys ``map``, ``map50``, ``map75``).
+    mAP comes from :func:`yolo2retina.evaluate.evaluate` (keys ``map``, ``map50``, ``map75``),
+    with the recall at IoU 0.5 (``recall50``) and COCO's AR@100 (``mar100``), both with up
+    to 100 detections per image, averaged over the classes that have ground truth.
     """
     losses = validation_losses(model, loader, device=device, amp_dtype=amp_dtype)
     record = {f"val_{k}" if k != "loss" else "val_loss": v for k, v in losses.items()}
@@ -783,8 +817,34 @@ def validate(
         metrics = evaluate(model, dataset, batch_size=batch_size, device=device, progress=False)  # type: ignore[arg-type]
         record |= {"map": float(metrics.map), "map50": float(metrics.map50)}
         record["map75"] = float(metrics.map75)
+        record["recall50"] = recall_at(metrics, 0.5)
+        record["mar100"] = float(metrics.mar_100)
         model.train()
     return record
+
+
+def recall_at(metrics: Any, iou: float = 0.5) -> float:
+    """Recall at one IoU threshold, area all, 100 detections, averaged over classes.
+
+    Args:
+        metrics: a :class:`yolo2retina.evaluate.Metrics` (its ``recall`` array is
+            ``(T, K, A, M) float64``: IoU thresholds x classes x area ranges x maxDets).
+        iou: one of :data:`yolo2retina.evaluate.IOU_THRESHOLDS` (0.5, 0.55, ..., 0.95).
+
+    Returns:
+        The mean over classes with ground truth, or ``-1.0`` when no class has any (as COCO).
+
+    Raises:
+        ConfigError: ``iou`` is not one of the thresholds.
+    """
+    from yolo2retina.evaluate import IOU_THRESHOLDS  # type: ignore[import-not-found,unused-ignore]
+
+    hits = np.flatnonzero(np.isclose(IOU_THRESHOLDS, iou))
+    if hits.size == 0:
+        raise ConfigError(f"iou must be one of {[round(float(t), 2) for t in IOU_THRESHOLDS]}")
+    per_class = np.asarray(metrics.recall)[int(hits[0]), :, 0, -1]
+    valid = per_class[per_class > -1]
+    return float(valid.mean()) if valid.size else -1.0
 
 
 def _evaluate_available() -> bool:
@@ -959,12 +1019,45 @@ def fit(
     device = _resolve_device(config.device, local_rank)
     info = distributed.setup(device.type)
     try:
-        return _fit(
-            model, train_dataset, val_dataset, config, device, info, model_args, class_names,
-            meta, log,
-        )  # fmt: skip
+        with loss_normalisation(model, config.loss_norm) as loss:
+            return _fit(
+                model, train_dataset, val_dataset, config, device, info, model_args,
+                class_names, meta, log, loss,
+            )  # fmt: skip
     finally:
         distributed.teardown(info)
+
+
+@contextmanager
+def loss_normalisation(model: nn.Module, norm: str) -> Iterator[BatchNormalizedLoss | None]:
+    """Train ``model`` with the loss normalisation ``norm`` inside the ``with`` block.
+
+    ``"batch"`` installs :class:`~yolo2retina.losses.BatchNormalizedLoss` (or keeps the one
+    already installed, with its momentum and average) and yields it; ``"torchvision"`` yields
+    ``None`` and takes an installed one out for the block. On exit the model's loss is what
+    it was before.
+
+    Raises:
+        ConfigError: ``norm`` is not one of :data:`~yolo2retina.losses.LOSS_NORMS`, or
+            ``"batch"`` for a model that is not a torchvision RetinaNet.
+    """
+    if norm not in LOSS_NORMS:
+        raise ConfigError(f"loss_norm must be one of {', '.join(LOSS_NORMS)}; got {norm!r}")
+    net = getattr(model, "module", model)  # DistributedDataParallel keeps the model here
+    before = vars(net).get("compute_loss")
+    own = before if isinstance(before, BatchNormalizedLoss) else None
+    loss: BatchNormalizedLoss | None = None
+    if norm == "batch":
+        loss = own if own is not None else install_batch_normalized_loss(model)
+    elif own is not None:
+        remove_batch_normalized_loss(model)
+    try:
+        yield loss
+    finally:
+        if norm == "batch" and own is None:
+            remove_batch_normalized_loss(model)
+        elif norm != "batch" and own is not None:
+            net.compute_loss = own
 
 
 def _fit(
@@ -978,6 +1071,7 @@ def _fit(
     class_names: Sequence[str] | None,
     meta: Mapping[str, Any] | None,
     log: Callable[[str], None] | None,
+    loss: BatchNormalizedLoss | None,
 ) -> FitResult:
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -1046,6 +1140,11 @@ def _fit(
         bad_epochs = int(state.get("bad_epochs", 0))
         if "rng" in state and not info.distributed:
             _set_rng_state(state["rng"])
+        if loss is not None:
+            if isinstance(state.get("loss_norm"), Mapping):
+                loss.load_state_dict(state["loss_norm"])
+            else:
+                say("note: the checkpoint has no batch loss normaliser; its average starts anew")
         if metrics_path.exists():
             from yolo2retina.curves import read_metrics
 
@@ -1063,6 +1162,7 @@ def _fit(
         f"training on {device} ({info.world_size} process(es)), {len(train_dataset)} images, "  # type: ignore[arg-type]
         f"{config.epochs} epochs x {len(train_loader)} batches of {config.batch_size}"
         + (f", amp {amp_dtype}" if amp_dtype is not None else "")
+        + (f", loss normalised per batch (momentum {loss.momentum:g})" if loss is not None else "")
     )
 
     # -- epochs
@@ -1132,6 +1232,7 @@ def _fit(
                 "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs,
                 "metric": metric,
+                "loss_norm": loss.state_dict() if loss is not None else None,
             }
             save_checkpoint(state, last_path)
             if improved or not best_path.exists():
@@ -1215,6 +1316,17 @@ DEMO_CONFIG: dict[str, Any] = {
     "weight_decay": 0.05,
     "warmup_iters": 50,
     "num_workers": 0,
+    "augment": "light",  # 128 px boards: flips and quarter turns; no crop, no scale jitter
+}
+
+#: What ``yolo2retina train`` uses, unless given on the command line, when it starts from
+#: random weights (no ``--weights``): AdamW with a warmup is steadier than SGD at lr 0.01 on
+#: a small set from scratch. See docs/training.md for the measurements (bench/real_accuracy.py).
+SCRATCH_CONFIG: dict[str, Any] = {
+    "optimizer": "adamw",
+    "lr": 1e-3,
+    "weight_decay": 0.05,
+    "warmup_iters": 50,
 }
 
 
@@ -1246,7 +1358,28 @@ def _load_split(data: Path, format: str, splits: Sequence[str], **kw: Any) -> tu
     return None, why
 
 
-def run_training(
+@attrs.frozen
+class TrainingSetup:
+    """What :func:`prepare_training` built: everything :func:`fit` needs.
+
+    Attributes:
+        model: the RetinaNet (its training resize off when ``augmentation.sets_scale``).
+        train: the training split, with ``augmentation`` as its ``transforms``.
+        val: the validation split, or ``None`` when the data has none.
+        augmentation: the training transforms (:func:`yolo2retina.augment.augmentation`).
+        model_args: the ``build_retinanet`` arguments, for the checkpoints.
+        meta: the data source and format, for the checkpoints.
+    """
+
+    model: nn.Module
+    train: Any
+    val: Any
+    augmentation: Any
+    model_args: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def prepare_training(
     data: str | os.PathLike[str] | None,
     config: TrainConfig,
     *,
@@ -1256,39 +1389,19 @@ def run_training(
     weights: str | None = None,
     weights_backbone: str | None = None,
     anchors: Literal["auto", "default"] = "auto",
-    augment: bool = True,
     log: Callable[[str], None] = print,
-) -> FitResult:
-    """Load a dataset, build a RetinaNet for it and :func:`fit` it.
+) -> TrainingSetup:
+    """Load a dataset and build the augmentation and the RetinaNet that :func:`run_training` trains.
 
-    ``data=None`` writes the synthetic sticky board (:data:`DEMO_DATA`) into
-    ``config.out_dir / "data"`` and trains on it. With ``config.resume`` the model is rebuilt
-    from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on;
-    the data's class names must be the checkpoint's.
-
-    Everything is checked before anything is written: the run folder (:func:`check_out_dir`),
-    the dataset and the resumed checkpoint's classes. The model is built after
-    :func:`seed_everything` (``config.seed``), so the same call gives the same initial weights.
-
-    Args:
-        data: a ``data.yaml``, a dataset folder, a VOC folder or a COCO ``.json`` with a
-            ``train`` split and a ``val`` (or ``valid``) split; ``None`` for the demo.
-        config: training settings.
-        format: dataset format, ``"auto"`` to detect it.
-        backbone: see :func:`yolo2retina.model.build_retinanet`.
-        img_size: the longer image side the model sees (``min_size = max_size = img_size``).
-        weights: ``None``, ``"DEFAULT"`` (downloads COCO weights) or a checkpoint path.
-        weights_backbone: ``None``, ``"DEFAULT"`` (downloads ImageNet weights) or a path.
-        anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
-            printed), ``"default"`` keeps torchvision's 32-512 px anchors.
-        augment: random horizontal flips during training.
-        log: where progress lines go.
-
-    Raises:
-        DatasetError: the training split cannot be loaded.
-        ConfigError: a bad setting, an unusable checkpoint, a checkpoint trained on other
-            classes, or a run folder that holds another run or lies inside the dataset.
+    The same arguments as :func:`run_training`, which is ``fit`` on what this returns. The
+    training split gets ``augmentation(config.augment, img_size=..., crop_size=config.crop_size)``
+    as its transforms, where the size is ``img_size`` or, with ``config.resume``, the
+    checkpoint's ``min_size``. When the policy sets the scale itself, the model's training
+    resize is switched off (:func:`yolo2retina.augment.set_train_resize`); validation and
+    prediction still resize whole images to the model's size.
     """
+    from yolo2retina.augment import augmentation, set_train_resize
+    from yolo2retina.dataset import DetectionDataset
     from yolo2retina.model import build_args, build_retinanet
 
     resume_state = load_checkpoint(config.resume) if config.resume is not None else None
@@ -1300,6 +1413,8 @@ def run_training(
         resume=config.resume,
         inputs=[data] if data is not None and Path(data).exists() else [],  # else: not found
     )
+    size = img_size if resume_state is None else int(resume_state["model_args"]["min_size"])
+    aug = augmentation(config.augment, img_size=size, crop_size=config.crop_size)
     if data is None:
         from yolo2retina.datasets import synthetic_sticky_board
 
@@ -1308,15 +1423,7 @@ def run_training(
         data = synthetic_sticky_board(data_root, **DEMO_DATA)
     data_path = Path(data)
 
-    transforms = None
-    if augment:
-        from torchvision.transforms import v2
-
-        transforms = v2.RandomHorizontalFlip(0.5)
-    from yolo2retina.dataset import DetectionDataset
-
-    train_ds = DetectionDataset.from_path(data_path, format=format, split="train")
-    train_ds.transforms = transforms
+    train_ds = DetectionDataset.from_path(data_path, format=format, split="train", transforms=aug)
     val_ds, why = _load_split(data_path, format, ["val", "valid"])
     log(f"train: {train_ds!r}")
     log(f"val:   {val_ds!r}" if val_ds is not None else f"val:   none, training without ({why})")
@@ -1340,14 +1447,82 @@ def run_training(
             anchor_sizes="auto" if anchors == "auto" else None,
             dataset=train_ds.annotations if anchors == "auto" else None,
         )
-    meta = {"data": os.fspath(data_path.resolve()), "format": format}
-    return fit(
-        model,
-        train_ds,
-        val_ds,
-        config,
+    if aug.sets_scale:
+        set_train_resize(model, False)  # the augmentation resizes, jitters and crops
+    crop = f", {aug.crop_size} px crops" if aug.crop_size is not None else ""
+    log(f"augment: {config.augment} at {size} px{crop}")
+    return TrainingSetup(
+        model=model,
+        train=train_ds,
+        val=val_ds,
+        augmentation=aug,
         model_args=build_args(model),
-        class_names=train_ds.class_names,
-        meta=meta,
+        meta={"data": os.fspath(data_path.resolve()), "format": format},
+    )
+
+
+def run_training(
+    data: str | os.PathLike[str] | None,
+    config: TrainConfig,
+    *,
+    format: str = "auto",
+    backbone: str = "resnet50_fpn",
+    img_size: int = 800,
+    weights: str | None = None,
+    weights_backbone: str | None = None,
+    anchors: Literal["auto", "default"] = "auto",
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Load a dataset, build a RetinaNet for it and :func:`fit` it.
+
+    ``data=None`` writes the synthetic sticky board (:data:`DEMO_DATA`) into
+    ``config.out_dir / "data"`` and trains on it. With ``config.resume`` the model is rebuilt
+    from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on;
+    the data's class names must be the checkpoint's.
+
+    Everything is checked before anything is written: the run folder (:func:`check_out_dir`),
+    the dataset and the resumed checkpoint's classes. The model is built after
+    :func:`seed_everything` (``config.seed``), so the same call gives the same initial weights.
+
+    The training images are augmented with ``config.augment`` (and cropped to
+    ``config.crop_size``), see :func:`prepare_training`; validation runs on whole images.
+
+    Args:
+        data: a ``data.yaml``, a dataset folder, a VOC folder or a COCO ``.json`` with a
+            ``train`` split and a ``val`` (or ``valid``) split; ``None`` for the demo.
+        config: training settings.
+        format: dataset format, ``"auto"`` to detect it.
+        backbone: see :func:`yolo2retina.model.build_retinanet`.
+        img_size: the longer image side the model sees (``min_size = max_size = img_size``).
+        weights: ``None``, ``"DEFAULT"`` (downloads COCO weights) or a checkpoint path.
+        weights_backbone: ``None``, ``"DEFAULT"`` (downloads ImageNet weights) or a path.
+        anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
+            printed), ``"default"`` keeps torchvision's 32-512 px anchors.
+        log: where progress lines go.
+
+    Raises:
+        DatasetError: the training split cannot be loaded.
+        ConfigError: a bad setting, an unusable checkpoint, a checkpoint trained on other
+            classes, or a run folder that holds another run or lies inside the dataset.
+    """
+    setup = prepare_training(
+        data,
+        config,
+        format=format,
+        backbone=backbone,
+        img_size=img_size,
+        weights=weights,
+        weights_backbone=weights_backbone,
+        anchors=anchors,
+        log=log,
+    )
+    return fit(
+        setup.model,
+        setup.train,
+        setup.val,
+        config,
+        model_args=setup.model_args,
+        class_names=setup.train.class_names,
+        meta=setup.meta,
         log=log,
     )

@@ -15,6 +15,8 @@ HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
+    from yolo2retina.augment import POLICIES
+    from yolo2retina.losses import LOSS_NORMS
     from yolo2retina.model import BACKBONES
 
     p.add_argument(
@@ -94,7 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--lr",
         type=float,
         default=None,
-        help="peak learning rate (default: 0.01; demo: 0.001 with AdamW)",
+        help="peak learning rate (default: 0.001 from random weights, 0.01 with --weights)",
     )
     p.add_argument(
         "--warmup",
@@ -102,13 +104,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="STEPS",
         help="optimizer steps of linear learning-rate warmup; short runs from scratch "
-        "need some (default: 0; demo: 50)",
+        "need some (default: 50 from random weights, 0 with --weights)",
     )
     p.add_argument(
         "--optimizer",
         choices=("sgd", "adamw"),
         default=None,
-        help="optimizer (default: sgd; demo: adamw)",
+        help="optimizer (default: adamw from random weights, sgd with --weights)",
+    )
+    p.add_argument(
+        "--augment",
+        choices=tuple(POLICIES),
+        default=None,
+        help="training augmentation: none; light = flips and quarter turns; default = light "
+        "plus scale jitter, colour jitter and crops; strong = wider ranges "
+        "(docs/augmentation.md lists every step; default: default)",
+    )
+    p.add_argument(
+        "--crop-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train on N-px crops of the img-size image, for tiles much larger than the "
+        "objects; validation and prediction still see whole images (default: no crop "
+        "beyond the policy's own)",
+    )
+    p.add_argument(
+        "--loss-norm",
+        choices=LOSS_NORMS,
+        default=None,
+        help="divide the loss by each image's own foreground-anchor count (torchvision) or by "
+        "a moving average of the batch's count (batch; steadier with sparse images) "
+        "(default: torchvision)",
     )
     p.add_argument(
         "--workers", type=int, default=None, help="data-loading processes (default: 2; demo: 0)"
@@ -141,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.train import (
         DEMO_CONFIG,
         DEMO_MODEL,
+        SCRATCH_CONFIG,
         TrainConfig,
         load_checkpoint,
         next_run_dir,
@@ -148,11 +176,23 @@ def run(args: argparse.Namespace) -> int:
     )
 
     demo = args.data is None and args.resume is None
-    settings: dict[str, Any] = dict(DEMO_CONFIG) if demo else {}
+    scratch = args.weights is None and args.resume is None
+    settings: dict[str, Any] = {}
+    if demo:
+        settings = dict(DEMO_CONFIG)
+    elif scratch:
+        settings = dict(SCRATCH_CONFIG)
     if args.resume is not None:
         settings = dict(load_checkpoint(args.resume)["config"])
         settings["resume"] = args.resume
         settings["out_dir"] = args.out or str(Path(args.resume).parent)
+        if "augment" not in settings and args.augment is None:
+            # runs from before --augment trained with horizontal flips only
+            settings["augment"] = "light"
+            print(
+                f"note: {args.resume} predates --augment (it was trained with horizontal "
+                "flips); resuming with --augment light (flips and quarter turns)"
+            )
     else:
         settings["out_dir"] = str(args.out or next_run_dir("runs/train"))
     given = {
@@ -163,6 +203,9 @@ def run(args: argparse.Namespace) -> int:
         "optimizer": args.optimizer,
         "num_workers": args.workers,
         "patience": args.patience,
+        "augment": args.augment,
+        "crop_size": args.crop_size,
+        "loss_norm": args.loss_norm,
     }
     settings |= {k: v for k, v in given.items() if v is not None}
     settings["overwrite"] = args.overwrite  # never inherited from the resumed run
@@ -177,6 +220,8 @@ def run(args: argparse.Namespace) -> int:
         model["backbone"] = args.backbone
     if args.img_size is not None:
         model["img_size"] = args.img_size
+    if scratch:
+        print(_recipe_line(config, args.weights_backbone, demo=demo))
     result = run_training(
         args.data,
         config,
@@ -200,3 +245,28 @@ def run(args: argparse.Namespace) -> int:
     if result.best_metric is not None:
         print(f"best {result.metric}: {result.best_metric:.4f} at epoch {result.best_epoch}")
     return 0
+
+
+def _recipe_line(config: Any, weights_backbone: str | None, *, demo: bool) -> str:
+    """One line: the recipe of a run from random weights, and why."""
+    warmup = (
+        f"{config.warmup_iters} steps"
+        if config.warmup_iters or not config.warmup_epochs
+        else f"{config.warmup_epochs:g} epochs"
+    )
+    crop = f", {config.crop_size} px crops" if config.crop_size is not None else ""
+    recipe = (
+        f"{config.optimizer} lr {config.lr:g}, warmup {warmup}, augment {config.augment}{crop}, "
+        f"loss norm {config.loss_norm}"
+    )
+    source = "the demo's recipe" if demo else "the from-scratch recipe"
+    start = (
+        f"no pretrained detector weights (backbone from {weights_backbone})"
+        if weights_backbone is not None
+        else "no pretrained weights"
+    )
+    return (
+        f"{start}: training from scratch with {recipe} ({source}: a warmed-up AdamW is steadier "
+        "than SGD at lr 0.01 from random weights, and a few dozen images need augmentation); "
+        "pass --weights DEFAULT to start from COCO weights"
+    )
