@@ -223,3 +223,37 @@ def test_split_exist_ok_and_never_over_the_dataset(
     assert yolo.read_bytes() == original
     assert main(["split", str(yolo)]) == 0  # default: split-seed0 inside the dataset
     assert (yolo.parent / "split-seed0" / "data.yaml").is_file()
+
+
+def test_convert_shows_what_the_reader_clipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """convert used to clip a box silently; it now prints the note and the table of check."""
+    f = make_coco(
+        tmp_path / "coco",
+        2,
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [60, 1, 4.5, 4]},
+            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [1, 1, 5, 5]},
+        ],
+    )
+    out = tmp_path / "out"
+    assert main(["convert", str(f), str(out), "--to", "yolo", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    notes = [ln for ln in text.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and "ann.json" in notes[0] and "clipped" in notes[0]
+    head, row = [ln.split() for ln in text.splitlines() if ln.startswith(("split ", "train "))]
+    assert head == [
+        "split",
+        "images",
+        "background",
+        "boxes",
+        "clipped",
+        "dropped",
+        "skipped",
+        "errors",
+    ]
+    assert row == ["train", "2", "0", "2", "1", "0", "0", "0"]
+    assert f"Wrote yolo dataset to {out}: 2 images, 2 boxes" in text
+    assert main(["convert", str(f), str(tmp_path / "q"), "--to", "voc", "--quiet"]) == 0
+    assert "note: " not in capsys.readouterr().out

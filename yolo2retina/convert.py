@@ -9,12 +9,43 @@ from typing import Any
 
 import attrs
 
+from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.errors import DatasetError, Yolo2RetinaError
 from yolo2retina.formats import detect_format, get_format, load_splits, write_annotations
 from yolo2retina.formats.registry import ImageMode, WriteReport
 from yolo2retina.outputs import check_output_dir, dataset_folders
 
-__all__ = ["CheckResult", "SplitCheck", "check_dataset", "convert_dataset"]
+__all__ = ["CheckResult", "ConvertReport", "SplitCheck", "check_dataset", "convert_dataset"]
+
+
+@attrs.define
+class ConvertReport(WriteReport):
+    """A :class:`~yolo2retina.formats.registry.WriteReport` plus what was read.
+
+    Attributes:
+        source: the dataset that was read.
+        source_format: its format.
+        loaded: split name -> the :class:`~yolo2retina.annotations.LoadReport` of that
+            split: boxes clipped or dropped and files skipped while reading, with a
+            ``file:line`` detail line for each.
+    """
+
+    source: str = ""
+    source_format: str = ""
+    loaded: dict[str, LoadReport] = attrs.field(factory=dict)
+    _checks: list[SplitCheck] = attrs.field(factory=list, repr=False)
+
+    @property
+    def notes(self) -> list[str]:
+        """Every detail line of every split (clips, drops, skipped files)."""
+        return [d for r in self.loaded.values() for d in r.details]
+
+    def table(self) -> str:
+        """The per-split table of ``check`` (images, background, boxes, clipped, ...)."""
+        return CheckResult(self.source, self.source_format, self._checks).table()
+
+    def __str__(self) -> str:
+        return f"{self.source} ({self.source_format})\n{self.table()}\n{super().__str__()}"
 
 
 def convert_dataset(
@@ -28,7 +59,7 @@ def convert_dataset(
     exist_ok: bool = False,
     overwrite: bool = False,
     progress: bool = False,
-) -> WriteReport:
+) -> ConvertReport:
     """Read every split of ``src`` and write them all to ``dst`` in format ``to``.
 
     ``dst`` is written atomically (see :func:`~yolo2retina.formats.write_annotations`)
@@ -48,7 +79,8 @@ def convert_dataset(
         progress: show progress bars.
 
     Returns:
-        The writer's report; its ``lost`` lists what ``to`` cannot hold.
+        The writer's report (``lost``: what ``to`` cannot hold) with the load report of
+        every split (``loaded``, ``notes``): what was clipped, dropped or skipped.
 
     Raises:
         DatasetError: the source does not load, ``dst`` overlaps it, or outputs exist
@@ -62,8 +94,29 @@ def convert_dataset(
     check_output_dir(
         dst, inputs=dataset_folders(data.values(), src), exist_ok=exist_ok, overwrite=overwrite
     )
-    return write_annotations(
+    written = write_annotations(
         data, dst, to, images=images, exist_ok=exist_ok, overwrite=overwrite, progress=progress
+    )
+    return ConvertReport(
+        **{f.name: getattr(written, f.name) for f in attrs.fields(WriteReport)},
+        source=str(src),
+        source_format=name,
+        loaded={s: a.report for s, a in data.items()},
+        checks=[_split_check(s, a) for s, a in data.items()],
+    )
+
+
+def _split_check(split: str, ann: Annotations) -> SplitCheck:
+    r = ann.report
+    return SplitCheck(
+        split,
+        images=len(ann),
+        boxes=ann.num_boxes,
+        background_images=r.background_images,
+        clipped=r.clipped,
+        dropped=r.dropped_zero_area + r.dropped_duplicates,
+        skipped=r.skipped_files,
+        warnings=list(r.details),
     )
 
 
@@ -83,6 +136,7 @@ class SplitCheck:
         background_images: images with no boxes.
         clipped: boxes clipped into the image.
         dropped: boxes dropped (zero area or duplicate).
+        skipped: files ignored on purpose (e.g. Ultralytics ``*.cache``).
         errors: ``file:line: message`` lines that stop the split from loading.
         warnings: ``file:line: message`` lines for clips, drops and skipped files.
     """
@@ -93,6 +147,7 @@ class SplitCheck:
     background_images: int = 0
     clipped: int = 0
     dropped: int = 0
+    skipped: int = 0
     errors: list[str] = attrs.field(factory=list)
     warnings: list[str] = attrs.field(factory=list)
 
@@ -117,7 +172,7 @@ class CheckResult:
 
     def table(self) -> str:
         """A fixed-width summary table, one row per split."""
-        head = ("split", "images", "background", "boxes", "clipped", "dropped", "errors")
+        head = ("split", "images", "background", "boxes", "clipped", "dropped", "skipped", "errors")
         rows = [
             (
                 s.split,
@@ -126,6 +181,7 @@ class CheckResult:
                 str(s.boxes),
                 str(s.clipped),
                 str(s.dropped),
+                str(s.skipped),
                 str(len(s.errors)),
             )
             for s in self.splits
@@ -168,9 +224,6 @@ def check_dataset(
         except Yolo2RetinaError as e:
             sc.errors = [str(e)]
         else:
-            r = ann.report
-            sc.images, sc.boxes, sc.background_images = len(ann), ann.num_boxes, r.background_images
-            sc.clipped, sc.dropped = r.clipped, r.dropped_zero_area + r.dropped_duplicates
-            sc.warnings = list(r.details)
+            sc = _split_check(s or "-", ann)
         out.append(sc)
     return CheckResult(str(p), name, out)

@@ -30,11 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="how images reach the output (default: copy)",
     )
     add_output_flags(p)
+    p.add_argument("--quiet", action="store_true", help="do not print the clip/drop/skip notes")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert and print what was written and what the target format could not hold."""
+    """Convert; print what was read (notes, the table of ``check``), written and lost."""
     import warnings
 
     from yolo2retina.convert import convert_dataset
@@ -52,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             progress=not args.no_progress,
         )
+    if not args.quiet and report.notes:  # what the reader clipped, dropped or skipped
+        print("\n".join(f"note: {line}" for line in report.notes) + "\n")
     print(report)
     return 0
