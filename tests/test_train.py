@@ -90,6 +90,12 @@ def _two_images(board: Path) -> DetectionDataset:
         ({"grad_clip": -1.0}, "grad_clip must be > 0"),
         ({"accumulate": 0}, "accumulate must be >= 1"),
         ({"min_lr_ratio": 2.0}, "min_lr_ratio"),
+        ({"augment": "heavy"}, "augment must be one of none, light, default, strong"),
+        ({"augment": True}, "augment must be one of"),
+        ({"crop_size": 0}, "crop_size must be >= 1"),
+        ({"crop_size": 256.0}, "crop_size must be an integer"),
+        ({"crop_size": True}, "crop_size must be a number"),
+        ({"loss_norm": "mean"}, "loss_norm must be one of torchvision, batch"),
     ],
 )
 def test_config_rejects_bad_values(kw: dict[str, Any], message: str) -> None:
@@ -110,6 +116,11 @@ def test_config_is_frozen_and_round_trips(tmp_path: Path) -> None:
     assert TrainConfig.from_dict(d) == cfg
     with pytest.raises(ConfigError, match="unknown TrainConfig settings: bogus"):
         TrainConfig.from_dict(d | {"bogus": 1})
+    new = TrainConfig(augment="strong", crop_size=512, loss_norm="batch")
+    assert TrainConfig.from_dict(new.to_dict()) == new
+    # a checkpoint from before these settings existed still loads, with the defaults
+    old = {k: v for k, v in d.items() if k not in ("augment", "crop_size", "loss_norm")}
+    assert TrainConfig.from_dict(old) == cfg
 
 
 def test_lr_schedule_warmup_then_cosine_and_multistep() -> None:
@@ -590,3 +601,222 @@ def test_cli_names_the_unreadable_image_from_a_worker(
     assert err.count("\n") == 0, err
     assert "Caught" not in err and str(data / "images" / "train") in err
     assert "truncated" in err
+
+
+# -- augmentation, crop training and the loss normaliser in training --------------------------
+
+
+def test_validation_losses_resize_even_with_the_training_resize_off(board: Path) -> None:
+    """With the training resize off (the augmentation sets the scale), validation losses are
+    still computed on images resized to the model's size, as at evaluation time."""
+    from torch.utils.data import DataLoader
+
+    from yolo2retina.augment import set_train_resize
+    from yolo2retina.dataset import collate
+
+    torch.manual_seed(0)
+    model = build_retinanet(num_classes=1, backbone="resnet18_fpn", min_size=96, max_size=96)
+    loader = DataLoader(YoloDataset(board, "val"), batch_size=2, collate_fn=collate)
+    resized = validation_losses(model, loader, device=torch.device("cpu"))
+    set_train_resize(model, False)  # 64 px images would reach the model at 64 px
+    assert validation_losses(model, loader, device=torch.device("cpu")) == resized
+    assert model.training and model.transform.training  # the modes are restored
+    assert model.transform._skip_resize
+
+
+def test_prepare_training_puts_the_policy_on_the_training_split(
+    board: Path, tmp_path: Path
+) -> None:
+    """run_training's set-up: the policy's transforms on the train split only, the model's
+    training resize off exactly when the policy sets the scale, the crop size passed on."""
+    from yolo2retina.train import prepare_training
+
+    def setup(**kw: Any) -> Any:
+        cfg = _config(tmp_path / "run", **kw)
+        return prepare_training(
+            board, cfg, backbone="resnet18_fpn", img_size=SIZE, log=lambda _line: None
+        )
+
+    light = setup(augment="light")
+    assert light.augmentation.policy == "light" and light.train.transforms is light.augmentation
+    assert light.val.transforms is None
+    assert not light.model.transform._skip_resize
+    crop = setup(augment="light", crop_size=32)
+    assert crop.augmentation.crop_size == 32 and crop.model.transform._skip_resize
+    image, target = crop.train[0]
+    assert max(image.shape[-2:]) <= 32 and target["boxes"].shape[0] == target["labels"].shape[0]
+    default = setup()  # TrainConfig's default policy sets the scale itself
+    assert default.augmentation.policy == "default" and default.model.transform._skip_resize
+    assert default.augmentation.img_size == SIZE
+    assert not (tmp_path / "run").exists()  # nothing is written before fit
+
+
+def _batch_config(out: Path, **kw: Any) -> TrainConfig:
+    return _config(out, loss_norm="batch", optimizer="adamw", **kw)
+
+
+@pytest.fixture(scope="module")
+def batch_straight(
+    board: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[nn.Module, FitResult]:
+    """An uninterrupted 2-epoch run with the batch loss normaliser."""
+    model = _model()
+    out = tmp_path_factory.mktemp("batch")
+    train = YoloDataset(board, "train", transforms=v2.RandomHorizontalFlip(0.5))
+    return model, fit(model, train, None, _batch_config(out))
+
+
+def test_fit_with_the_batch_loss_saves_its_average_and_restores_the_model(
+    batch_straight: tuple[nn.Module, FitResult],
+) -> None:
+    """loss_norm="batch" trains with BatchNormalizedLoss, stores its moving average in
+    last.pt, and leaves the model with torchvision's own loss afterwards."""
+    from yolo2retina.losses import BatchNormalizedLoss
+
+    model, result = batch_straight
+    state = load_checkpoint(result.last_checkpoint)
+    norm = state["loss_norm"]
+    assert norm["momentum"] == 0.9 and 0 < norm["weight"] < 1 and norm["average"] > 0
+    assert state["config"]["loss_norm"] == "batch"
+    assert not isinstance(vars(model).get("compute_loss"), BatchNormalizedLoss)
+    assert all(math.isfinite(r["train_loss"]) for r in result.history)
+
+
+def test_fit_resumes_the_batch_loss_average_exactly(
+    batch_straight: tuple[nn.Module, FitResult], board: Path, tmp_path: Path
+) -> None:
+    """1 epoch + interrupt + resume + 1 epoch gives the straight run's weights and moving
+    average: the average is restored from last.pt, not started anew."""
+    train = YoloDataset(board, "train", transforms=v2.RandomHorizontalFlip(0.5))
+    with pytest.raises(_Interrupted):
+        fit(_model(), _InterruptAfter(train, limit=len(train)), None, _batch_config(tmp_path))
+    resumed = _model(seed=5)
+    fit(resumed, train, None, _batch_config(tmp_path, resume=tmp_path / "last.pt"))
+    straight = load_checkpoint(batch_straight[1].last_checkpoint)
+    again = load_checkpoint(tmp_path / "last.pt")
+    assert again["loss_norm"] == straight["loss_norm"]
+    for k, v in straight["model"].items():
+        assert torch.equal(v, again["model"][k]), k
+
+
+def test_loss_normalisation_is_for_the_run_only() -> None:
+    """The context installs the batch loss for the block (keeping one the user installed),
+    takes a user's one out for "torchvision", and restores the model's loss afterwards;
+    a model that is not a RetinaNet is refused for "batch"."""
+    from yolo2retina.losses import BatchNormalizedLoss, install_batch_normalized_loss
+    from yolo2retina.train import loss_normalisation
+
+    model = _model()
+    with loss_normalisation(model, "batch") as loss:
+        assert isinstance(loss, BatchNormalizedLoss) and model.compute_loss is loss
+    assert "compute_loss" not in vars(model)
+    mine = install_batch_normalized_loss(model, momentum=0.5)
+    with loss_normalisation(model, "batch") as loss:
+        assert loss is mine
+    with loss_normalisation(model, "torchvision") as loss:
+        assert loss is None and "compute_loss" not in vars(model)
+    assert model.compute_loss is mine
+    wrapped = _NaNLoss(_model())
+    with (
+        pytest.raises(ConfigError, match="needs a torchvision RetinaNet"),
+        loss_normalisation(wrapped, "batch"),
+    ):
+        pass
+    with (
+        pytest.raises(ConfigError, match="loss_norm must be one of"),
+        loss_normalisation(model, "mean"),
+    ):
+        pass
+
+
+def test_validation_records_recall(straight: tuple[nn.Module, FitResult]) -> None:
+    """Each validation record has the recall at IoU 0.5 and AR@100 next to the mAP."""
+    for r in straight[1].history:
+        assert 0.0 <= r["recall50"] <= 1.0 and 0.0 <= r["mar100"] <= r["recall50"] + 1e-9
+
+
+def test_recall_at_counts_found_boxes(board: Path) -> None:
+    """recall_at: every box predicted gives 1, the first half of each image's boxes about
+    half, an IoU that is not a COCO threshold is refused."""
+    import numpy as np
+
+    from yolo2retina.evaluate import coco_map
+    from yolo2retina.target import Target
+    from yolo2retina.train import recall_at
+
+    ann = YoloDataset(board, "val").annotations
+    targets = [ann.target(i) for i in range(len(ann))]
+
+    def scored(t: Target, n: int) -> Target:
+        return Target(t.boxes[:n], t.labels[:n], np.ones(n, np.float32))
+
+    assert recall_at(coco_map(ann, [scored(t, len(t.boxes)) for t in targets])) == 1.0
+    halves = [scored(t, len(t.boxes) // 2) for t in targets]
+    expected = sum(len(h.boxes) for h in halves) / sum(len(t.boxes) for t in targets)
+    assert recall_at(coco_map(ann, halves), 0.5) == pytest.approx(expected)
+    with pytest.raises(ConfigError, match="iou must be one of"):
+        recall_at(coco_map(ann, halves), 0.52)
+
+
+def test_cli_augment_crop_and_loss_norm_reach_the_checkpoint(
+    board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--augment, --crop-size and --loss-norm reach the run's config; without --weights one
+    line names the from-scratch recipe and how to start from COCO weights instead."""
+    argv = ["train", "--data", str(board), *TINY, "--out", str(tmp_path / "run")]
+    argv += ["--augment", "strong", "--crop-size", "48", "--loss-norm", "batch"]
+    assert main(argv) == 0
+    state = load_checkpoint(tmp_path / "run" / "last.pt")
+    config = state["config"]
+    assert (config["augment"], config["crop_size"], config["loss_norm"]) == ("strong", 48, "batch")
+    assert (config["optimizer"], config["lr"], config["warmup_iters"]) == ("adamw", 1e-3, 2)
+    assert state["loss_norm"]["weight"] > 0
+    out = capsys.readouterr().out
+    recipe = [line for line in out.splitlines() if line.startswith("no pretrained weights")]
+    assert len(recipe) == 1
+    assert "adamw lr 0.001, warmup 2 steps, augment strong, 48 px crops" in recipe[0]
+    assert "--weights DEFAULT" in recipe[0]
+    assert "augment: strong at 64 px, 48 px crops" in out
+
+
+def test_cli_weights_keep_the_fine_tuning_defaults(
+    straight: tuple[nn.Module, FitResult],
+    board: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """With --weights the CLI keeps SGD at lr 0.01 and prints no from-scratch line."""
+    argv = ["train", "--data", str(board), *TINY, "--out", str(tmp_path / "run")]
+    argv += ["--weights", str(straight[1].last_checkpoint), "--anchors", "default"]
+    argv += ["--augment", "none"]
+    assert main(argv) == 0
+    config = load_checkpoint(tmp_path / "run" / "last.pt")["config"]
+    assert (config["optimizer"], config["lr"], config["augment"]) == ("sgd", 0.01, "none")
+    assert "from scratch" not in capsys.readouterr().out
+
+
+def test_cli_resume_of_a_run_from_before_augment_uses_light(
+    straight: tuple[nn.Module, FitResult],
+    board: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A checkpoint whose config predates --augment (trained with horizontal flips) resumes
+    with the light policy, and says so; a given --augment wins."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(straight[1].out_dir, run)
+    state = load_checkpoint(run / "last.pt")
+    for key in ("augment", "crop_size", "loss_norm"):
+        del state["config"][key]
+    del state["loss_norm"]
+    torch.save(state, run / "last.pt")
+    argv = ["train", "--resume", str(run / "last.pt"), "--data", str(board)]
+    assert main([*argv, "--epochs", "3"]) == 0
+    assert f"note: {run / 'last.pt'} predates --augment" in capsys.readouterr().out
+    resumed = load_checkpoint(run / "last.pt")
+    assert resumed["epoch"] == 3 and resumed["config"]["augment"] == "light"
+    assert main([*argv, "--epochs", "4", "--augment", "none"]) == 0
+    assert "predates" not in capsys.readouterr().out
+    assert load_checkpoint(run / "last.pt")["config"]["augment"] == "none"
