@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import torch
-from torchvision.transforms import v2
 
+from yolo2retina.augment import augmentation
 from yolo2retina.dataset import YoloDataset
 from yolo2retina.model import build_args, build_retinanet
 from yolo2retina.train import TrainConfig, fit
@@ -50,7 +50,8 @@ def main() -> int:
         parser.error(f"{args.data}: not found")
     torch.set_num_threads(args.threads)
 
-    train = YoloDataset(args.data, "train", v2.RandomHorizontalFlip(0.5))
+    # flips and quarter turns (boards have no up); they keep the mites' size and the scale
+    train = YoloDataset(args.data, "train", augmentation("light"))
     val = YoloDataset(args.data, "val")
     results = {}
     for anchors in args.anchors:
@@ -73,6 +74,8 @@ def main() -> int:
             num_workers=0,
             seed=0,
             out_dir=str(args.out / anchors),
+            augment="light",  # recorded in the checkpoints; the transforms are set above
+            overwrite=True,  # a second run of the example replaces its own earlier runs
         )
         print(f"\n=== {anchors} anchors: {model.anchor_generator.sizes}")
         start = time.perf_counter()

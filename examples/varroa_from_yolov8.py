@@ -25,6 +25,7 @@ from yolo2retina import (
     fit,
     fit_anchors,
 )
+from yolo2retina.augment import augmentation, set_train_resize
 from yolo2retina.draw import draw
 from yolo2retina.evaluate import evaluate
 from yolo2retina.model import build_args
@@ -78,12 +79,18 @@ def main(args: argparse.Namespace) -> int:
         val = DetectionDataset(val.annotations.subset(range(2)))
         test = DetectionDataset(test.annotations.subset(range(2)))
 
-    # 4. Fit anchors to the mites as the model will see them after its own resize.
+    # 4. Augment the training tiles: flips, quarter turns (boards have no up), scale and
+    #    colour jitter, and crops that keep the boxes they cut (docs/augmentation.md).
+    aug = augmentation("default", img_size=args.img_size)
+    train.transforms = aug
+
+    # 5. Fit anchors to the mites as the model will see them after its own resize.
     anchors = fit_anchors(train, min_size=args.img_size, max_size=args.img_size)
     print(anchors)
 
-    # 5. Fine-tune RetinaNet (weights=None trains from scratch; pass a COCO checkpoint to
-    #    fine-tune: everything but the class logits loads).
+    # 6. Fine-tune RetinaNet (weights=None trains from scratch; pass a COCO checkpoint to
+    #    fine-tune: everything but the class logits loads). The augmentation sets the scale,
+    #    so the model takes the training images as they come (validation still resizes).
     model = build_retinanet(
         num_classes=len(train.class_names),
         backbone=args.backbone,
@@ -93,6 +100,8 @@ def main(args: argparse.Namespace) -> int:
         anchor_sizes=anchors.sizes,
         aspect_ratios=anchors.aspect_ratios,
     )
+    if aug.sets_scale:
+        set_train_resize(model, False)
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=2,
@@ -103,14 +112,16 @@ def main(args: argparse.Namespace) -> int:
         num_workers=0 if args.fast else 2,
         device=args.device,
         out_dir=str(out / "train"),
+        augment="default",  # recorded in the checkpoint; the transforms are set above
+        overwrite=True,  # a second run of the example replaces its own earlier run
     )
     result = fit(model, train, val, config, model_args=build_args(model))
 
-    # 6. Evaluate the best checkpoint on the held-out test split.
+    # 7. Evaluate the best checkpoint on the held-out test split.
     predictor = Predictor.from_checkpoint(result.best_checkpoint)
     print(evaluate(predictor.model, test, progress=not args.fast))
 
-    # 7. Count mites on the unlabelled phone photos: tiles at training resolution.
+    # 8. Count mites on the unlabelled phone photos: tiles at training resolution.
     photos = sorted(args.photos.glob("*.jpg"))[: 1 if args.fast else None]
     for photo, found in zip(photos, predictor.predict(photos, tile="auto"), strict=True):
         counts = predictor.counts(found)
