@@ -270,6 +270,7 @@ def run_recipe(
     )
     if recipe.hflip_only:  # the old CLI: one random horizontal flip, the model resizes
         setup.train.transforms = v2.RandomHorizontalFlip(0.5)
+        say("augment: replaced by one random horizontal flip (the CLI before issue 14)")
     step_s = seconds_per_step(setup, config, args.probe_steps)
     steps_per_epoch = math.ceil(len(setup.train) / config.batch_size)
     epochs = max(1, math.floor(budget_s / (step_s * steps_per_epoch)))

@@ -365,8 +365,9 @@ def test_none_is_the_identity() -> None:
 
 
 def test_docs_list_every_policy() -> None:
-    """docs/augmentation.md holds the table that policy_table() writes."""
+    """docs/augmentation.md and docs/training.md hold the table that policy_table() writes."""
     assert policy_table() in (DOCS / "augmentation.md").read_text(encoding="utf-8")
+    assert policy_table() in (DOCS / "training.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(
