@@ -92,3 +92,18 @@ def test_quote_cuts_long_values() -> None:
     assert quote("abc") == "'abc'"
     long = quote(["x" * 1000] * 1000)
     assert len(long) < 250 and long.endswith("characters)")
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])
+def test_writers_refuse_one_image_twice_in_a_split(tmp_path: Path, fmt: str) -> None:
+    """A split listing one image twice would become two COCO records / two VOC ids for one
+    file, which the readers refuse on read-back: the writers refuse it before writing."""
+    from tests.formats._helpers import make_annotations
+    from yolo2retina.formats import write_annotations
+
+    ann = make_annotations(tmp_path / "src", [[((1, 1, 9, 9), 0, 0)], []])
+    twice = ann.subset([0, 1, 0])
+    with pytest.raises(DatasetError) as e:
+        write_annotations(twice, tmp_path / "out", fmt)
+    assert "listed twice in split 'train'" in str(e.value)
+    assert not (tmp_path / "out").exists()

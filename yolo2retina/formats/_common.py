@@ -231,7 +231,11 @@ def unique_names(splits: Mapping[str, Annotations], *, across_splits: bool) -> d
     for split, ann in splits.items():
         seen: dict[str, str] = seen_global if across_splits else {}
         names = []
+        in_split: set[str] = set()
         for p in ann.paths:
+            if str(p) in in_split:  # would be two records / two list lines for one file
+                problems.append(f"{p}: listed twice in split '{split}'")
+            in_split.add(str(p))
             name = os.path.basename(str(p))
             key = os.path.splitext(name)[0] if across_splits else name
             if key in seen and seen[key] != str(p):  # one image in two splits is fine
