@@ -273,7 +273,13 @@ def run_recipe(
         say("augment: replaced by one random horizontal flip (the CLI before issue 14)")
     step_s = seconds_per_step(setup, config, args.probe_steps)
     steps_per_epoch = math.ceil(len(setup.train) / config.batch_size)
-    epochs = max(1, math.floor(budget_s / (step_s * steps_per_epoch)))
+    epoch_s = step_s * steps_per_epoch
+    epochs = max(1, math.floor(budget_s / epoch_s))
+    if epoch_s > budget_s:
+        say(
+            f"note: one epoch takes about {epoch_s / 60:.1f} min, more than the budget; "
+            "training one epoch (use --max-train-images or a smaller --img-size)"
+        )
     val_every = max(1, math.ceil(epochs / max(args.evals, 1)))
     say(
         f"probe: {step_s:.2f} s per step of {config.batch_size}, {steps_per_epoch} steps per "
@@ -316,6 +322,7 @@ def run_recipe(
         "hflip_only": recipe.hflip_only,
         "anchor_sizes": setup.model_args.get("anchor_sizes"),
         "seconds_per_step": round(step_s, 3),
+        "over_budget": epoch_s > budget_s,
         "epochs": epochs,
         "train_seconds": round(result.train_seconds, 1),
         "checkpoints": checkpoints,
@@ -424,6 +431,7 @@ def run_yolov8n(
         "hflip_only": False,
         "anchor_sizes": None,
         "seconds_per_step": None,
+        "over_budget": wall > budget_s,
         "epochs": epochs,
         "train_seconds": round(wall, 1),
         "checkpoints": [final],

@@ -775,8 +775,24 @@ def test_cli_augment_crop_and_loss_norm_reach_the_checkpoint(
     recipe = [line for line in out.splitlines() if line.startswith("no pretrained weights")]
     assert len(recipe) == 1
     assert "adamw lr 0.001, warmup 2 steps, augment strong, 48 px crops" in recipe[0]
+    assert "your settings; the from-scratch default is adamw lr 0.001, warmup 50" in recipe[0]
     assert "--weights DEFAULT" in recipe[0]
     assert "augment: strong at 64 px, 48 px crops" in out
+
+
+def test_recipe_line_of_the_defaults_is_the_documented_one() -> None:
+    """With the from-scratch defaults the line gives the recipe's reason, word for word as
+    docs/training.md shows it; with ImageNet backbone weights it does not say 'from scratch'."""
+    from yolo2retina.commands.train import _recipe_line
+    from yolo2retina.train import SCRATCH_CONFIG
+
+    line = _recipe_line(TrainConfig(**SCRATCH_CONFIG), SCRATCH_CONFIG, None, demo=False)
+    assert line.startswith("no pretrained weights: training from scratch with adamw lr 0.001")
+    docs = Path(__file__).resolve().parents[1] / "docs" / "training.md"
+    assert line in docs.read_text(encoding="utf-8")
+    backbone = _recipe_line(TrainConfig(**SCRATCH_CONFIG), SCRATCH_CONFIG, "DEFAULT", demo=False)
+    assert backbone.startswith("no pretrained detector weights (backbone from DEFAULT)")
+    assert "from scratch" not in backbone.split("(", 2)[1]
 
 
 def test_cli_weights_keep_the_fine_tuning_defaults(

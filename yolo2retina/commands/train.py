@@ -221,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
     if args.img_size is not None:
         model["img_size"] = args.img_size
     if scratch:
-        print(_recipe_line(config, args.weights_backbone, demo=demo))
+        recipe = DEMO_CONFIG if demo else SCRATCH_CONFIG
+        print(_recipe_line(config, recipe, args.weights_backbone, demo=demo))
     result = run_training(
         args.data,
         config,
@@ -247,7 +248,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_line(config: Any, weights_backbone: str | None, *, demo: bool) -> str:
+def _recipe_line(
+    config: Any, recipe: dict[str, Any], weights_backbone: str | None, *, demo: bool
+) -> str:
     """One line: the recipe of a run from random weights, and why."""
     warmup = (
         f"{config.warmup_iters} steps"
@@ -255,18 +258,22 @@ def _recipe_line(config: Any, weights_backbone: str | None, *, demo: bool) -> st
         else f"{config.warmup_epochs:g} epochs"
     )
     crop = f", {config.crop_size} px crops" if config.crop_size is not None else ""
-    recipe = (
+    used = (
         f"{config.optimizer} lr {config.lr:g}, warmup {warmup}, augment {config.augment}{crop}, "
         f"loss norm {config.loss_norm}"
     )
-    source = "the demo's recipe" if demo else "the from-scratch recipe"
+    keys = ("optimizer", "lr", "warmup_iters")
+    if all(getattr(config, k) == recipe[k] for k in keys if k in recipe):
+        why = (
+            f"{'the demo' if demo else 'the from-scratch'} recipe: a warmed-up AdamW is steadier "
+            "than SGD at lr 0.01 from random weights, and a few dozen images need augmentation"
+        )
+    else:
+        default = f"{recipe['optimizer']} lr {recipe['lr']:g}, warmup {recipe['warmup_iters']}"
+        why = f"your settings; the from-scratch default is {default}"
     start = (
-        f"no pretrained detector weights (backbone from {weights_backbone})"
+        f"no pretrained detector weights (backbone from {weights_backbone}): training with"
         if weights_backbone is not None
-        else "no pretrained weights"
+        else "no pretrained weights: training from scratch with"
     )
-    return (
-        f"{start}: training from scratch with {recipe} ({source}: a warmed-up AdamW is steadier "
-        "than SGD at lr 0.01 from random weights, and a few dozen images need augmentation); "
-        "pass --weights DEFAULT to start from COCO weights"
-    )
+    return f"{start} {used} ({why}); pass --weights DEFAULT to start from COCO weights"
