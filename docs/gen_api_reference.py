@@ -48,9 +48,11 @@ MODULES = (
     "yolo2retina.formats.coco",
     "yolo2retina.dataset",
     "yolo2retina.datasets",
+    "yolo2retina.augment",
     "yolo2retina.image",
     "yolo2retina.model",
     "yolo2retina.anchors",
+    "yolo2retina.losses",
     "yolo2retina.train",
     "yolo2retina.evaluate",
     "yolo2retina.predict",
@@ -61,6 +63,7 @@ MODULES = (
     "yolo2retina.stats",
     "yolo2retina.split",
     "yolo2retina.convert",
+    "yolo2retina.outputs",
     "yolo2retina.errors",
 )
 
