@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from tests.conftest import make_yolo_dataset, write_labels
+from tests.conftest import make_yolo_dataset, write_image, write_labels
 from yolo2retina import YoloDataset, collate
 from yolo2retina.errors import (
     AnnotationError,
@@ -212,3 +212,51 @@ def test_annotation_error_from_one_string() -> None:
     e = AnnotationError("labels/a.txt:3: expected 5 values")
     assert (e.location, e.message, str(e)) == ("labels/a.txt:3", "expected 5 values", str(e))
     assert str(e) == "labels/a.txt:3: expected 5 values"
+
+
+# -- one split vocabulary (issue 13 item 4) -----------------------------------------------
+
+
+@pytest.mark.parametrize("split", ["val", "valid", "validation"])
+def test_yolo_dataset_takes_every_val_alias(tmp_path: Path, split: str) -> None:
+    """YoloDataset(split='valid') loads the yaml's 'val' split, as load_annotations does."""
+    from yolo2retina.formats import load_annotations
+
+    make_yolo_dataset(tmp_path / "train_root", {"a": ["0 0.5 0.5 0.2 0.2"]})
+    y = make_yolo_dataset(tmp_path, {"b": ["1 0.5 0.5 0.2 0.2"], "c": ""}, split="val")
+    y.write_text("path: .\ntrain: train_root/images/train\nval: images/val\nnames: [a, b]\n")
+    ds = YoloDataset(y, split=split)
+    assert len(ds) == 2 and ds.annotations.labels.tolist() == [1]
+    assert len(load_annotations(y, split=split)) == 2
+
+
+@pytest.mark.parametrize("split", ["val", "valid", "validation"])
+def test_yolo_folder_without_yaml_takes_every_val_alias(tmp_path: Path, split: str) -> None:
+    """A Roboflow-style folder (train/images, valid/images) answers to val/valid/validation."""
+    for s, stem in (("train", "a"), ("valid", "b")):
+        write_image(tmp_path / s / "images" / f"{stem}.jpg", (64, 48))
+        write_labels(tmp_path / s / "labels" / f"{stem}.txt", ["0 0.5 0.5 0.2 0.2"])
+    ds = YoloDataset(tmp_path, split=split, class_names=["a"])
+    assert [p.name for p in map(ds.image_path, range(len(ds)))] == ["b.jpg"]
+    assert YoloDataset(tmp_path, class_names=["a"]).image_path(0).name == "a.jpg"  # None: train
+
+
+def test_every_dataset_class_has_the_same_split_default() -> None:
+    """YoloDataset, VocDataset, CocoDataset and from_path all default to split=None."""
+    import inspect
+
+    from yolo2retina.dataset import CocoDataset, DetectionDataset, VocDataset
+
+    defaults = {
+        cls.__name__: inspect.signature(cls).parameters["split"].default
+        for cls in (YoloDataset, VocDataset, CocoDataset)
+    }
+    defaults["from_path"] = (
+        inspect.signature(DetectionDataset.from_path).parameters["split"].default
+    )
+    assert set(defaults.values()) == {None}, defaults
+
+
+def test_yolo_dataset_default_split_of_a_yaml_is_train(yaml_path: Path) -> None:
+    """split=None on a data.yaml (the file or its folder) means train, as before."""
+    assert len(YoloDataset(yaml_path)) == len(YoloDataset(yaml_path.parent)) == 4

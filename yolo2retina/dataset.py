@@ -148,7 +148,9 @@ class YoloDataset(DetectionDataset):
 
     Args:
         source: an Ultralytics ``data.yaml`` or a folder (see :func:`~yolo2retina.formats.yolo.read_yolo`).
-        split: ``"train"``, ``"val"`` or ``"test"``; ``None`` for a whole flat folder.
+        split: ``"train"``, ``"val"`` or ``"test"`` (``valid`` and ``validation`` are
+            aliases of ``val``); ``None`` (the default of every dataset class): ``train``
+            when the source names splits, else the whole folder.
         transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
         class_names: override the class names.
         strict: turn clips and drops into errors.
@@ -162,7 +164,7 @@ class YoloDataset(DetectionDataset):
     def __init__(
         self,
         source: str | os.PathLike[str],
-        split: str | None = "train",
+        split: str | None = None,
         transforms: Transforms | None = None,
         *,
         class_names: Sequence[str] | None = None,
@@ -202,7 +204,8 @@ class VocDataset(DetectionDataset):
         source: the VOC root (``Annotations/`` + ``JPEGImages/`` + ``ImageSets/Main``) or a
             flat folder of ``.xml`` files beside their images
             (see :func:`~yolo2retina.formats.voc.read_voc`).
-        split: a name in ``ImageSets/Main`` or a split sub-folder; ``None`` for every file.
+        split: a name in ``ImageSets/Main`` or a split sub-folder (``val``, ``valid`` and
+            ``validation`` find each other); ``None`` (the default) for every file.
         transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
         class_names: fix the class order (default: ``classes.txt`` or sorted names).
         strict: turn clips and drops into errors.
@@ -243,7 +246,8 @@ class CocoDataset(DetectionDataset):
     Args:
         source: a ``.json`` file or a folder with one JSON per split
             (see :func:`~yolo2retina.formats.coco.read_coco`).
-        split: the split to find in a folder (``val`` also finds ``valid``).
+        split: the split to find in a folder (``val``, ``valid`` and ``validation`` find
+            each other); ``None`` (the default) for a single JSON.
         transforms: a ``torchvision.transforms.v2`` pipeline or any ``f(image, target)``.
         class_names: fix the class order by category name.
         strict: turn clips and drops into errors.

@@ -546,9 +546,10 @@ def _read_classes_txt(folder: Path, stop: Path) -> list[str] | None:
 
 def _folder_sources(folder: Path, split: str | None, shown: Path) -> tuple[list[Path], list[str]]:
     if split:
-        for c in (folder / "images" / split, folder / split / "images", folder / split):
-            if path_kind(c) == "dir":
-                return [_abs(c)], []
+        for s in split_candidates(split):  # "val" also finds "valid" and "validation"
+            for c in (folder / "images" / s, folder / s / "images", folder / s):
+                if path_kind(c) == "dir":
+                    return [_abs(c)], []
         if any(
             path_kind(folder / s) == "dir" or path_kind(folder / "images" / s) == "dir"
             for s in ("train", "val", "valid", "test")
@@ -563,7 +564,7 @@ def _folder_sources(folder: Path, split: str | None, shown: Path) -> tuple[list[
 
 def read_yolo(
     source: str | os.PathLike[str],
-    split: str | None = "train",
+    split: str | None = None,
     *,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
@@ -574,8 +575,11 @@ def read_yolo(
         source: an Ultralytics ``data.yaml``; a folder that holds one (it is used, and
             ``split=None`` then means ``train``); or a folder without one (Ultralytics
             ``images/`` + ``labels/`` layout, or a flat Darknet folder with ``classes.txt``).
-        split: ``"train"``, ``"val"``, ``"test"`` (a key of the yaml), or ``None`` for
-            a whole flat folder.
+        split: ``"train"``, ``"val"``, ``"test"`` (a key of the yaml or a split folder;
+            ``valid`` and ``validation`` find ``val`` and the other way round). ``None``
+            (the default, as for every reader): ``train`` when the source names splits
+            (a data.yaml, ``images/{split}/`` or ``{split}/images/`` folders), else the
+            whole folder.
         class_names: override the class names (required when no yaml or classes.txt exists).
         strict: turn clips and drops into errors.
 
@@ -595,13 +599,18 @@ def read_yolo(
     problems: list[str] = []
     src_kind = path_kind(src)
     yml = _find_yaml(src) if src_kind == "dir" else src if src_kind == "file" else None
-    if yml is not None and yml is not src and split is None:
+    is_yaml = yml is not None and yml.suffix.lower() in (".yaml", ".yml")
+    if is_yaml and split is None:
         split = "train"
-    report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
     names: list[str] | None = list(class_names) if class_names is not None else None
     image_files: list[Path] = []
-    if yml is not None and yml.suffix.lower() in (".yaml", ".yml"):
+    dy: DataYaml | None = None
+    if yml is not None and is_yaml:
         dy = load_data_yaml(yml)
+        if split is not None and split not in dy.splits:  # "valid" finds the "val" key
+            split = next((s for s in split_candidates(split) if s in dy.splits), split)
+    report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
+    if dy is not None:
         report.details.extend(dy.notes)
         names = names or dy.class_names
         if split is None or split not in dy.splits:
@@ -626,6 +635,11 @@ def read_yolo(
         image_dirs = [e for e, kind in kinds.items() if kind == "dir"]
     elif src_kind == "dir":
         root = Path(os.path.realpath(src))
+        if split is None and (named := YoloFormat().splits(root)):
+            split = "train"  # like a data.yaml: a folder with named splits means train
+            report.source = f"{src} [{split}]"
+            if not any(s in named for s in split_candidates(split)):
+                raise DatasetError(f"{src}: holds splits {list(named)}; pass split=")
         image_dirs, _ = _folder_sources(root, split, src)
         for d in image_dirs:
             image_files += _list_images(d, problems)
