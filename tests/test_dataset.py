@@ -260,3 +260,72 @@ def test_every_dataset_class_has_the_same_split_default() -> None:
 def test_yolo_dataset_default_split_of_a_yaml_is_train(yaml_path: Path) -> None:
     """split=None on a data.yaml (the file or its folder) means train, as before."""
     assert len(YoloDataset(yaml_path)) == len(YoloDataset(yaml_path.parent)) == 4
+
+
+# -- models with a background class (issue 13 item 3) -------------------------------------
+
+
+def test_label_offset_shifts_sample_labels_only(yaml_path: Path) -> None:
+    """label_offset=1 gives labels 1..K in samples; annotations and class_names keep 0..K-1."""
+    plain, shifted = YoloDataset(yaml_path), YoloDataset(yaml_path, label_offset=1)
+    assert plain[0][1]["labels"].tolist() == [0, 1]
+    assert shifted[0][1]["labels"].tolist() == [1, 2]
+    assert shifted[0][1]["labels"].dtype == torch.int64
+    assert shifted.annotations.labels.tolist() == plain.annotations.labels.tolist()
+    assert (plain.num_model_classes, shifted.num_model_classes) == (2, 3)
+    assert shifted[2][1]["labels"].shape == (0,)  # background image
+
+
+@pytest.mark.parametrize("bad", [-1, 2, 1.0, True, "1"])
+def test_label_offset_must_be_0_or_1(yaml_path: Path, bad: object) -> None:
+    """Anything but 0 or 1 is a ConfigError naming the models, not a silent shift."""
+    with pytest.raises(ConfigError, match="label_offset must be 0"):
+        YoloDataset(yaml_path, label_offset=bad)  # type: ignore[arg-type]
+
+
+def test_from_path_passes_label_offset_and_reader_options(tmp_path: Path) -> None:
+    """from_path gives label_offset to the dataset and images_root= to the COCO reader."""
+    from tests.formats._helpers import make_coco
+    from yolo2retina.dataset import DetectionDataset
+
+    f = make_coco(tmp_path / "imgs", 1)
+    (tmp_path / "ann").mkdir()
+    moved = f.rename(tmp_path / "ann" / "a.json")
+    ds = DetectionDataset.from_path(moved, images_root=tmp_path / "imgs", label_offset=1)
+    assert ds[0][1]["labels"].tolist() == [2]  # category id 2 = label 1, + 1
+
+
+def test_faster_rcnn_trains_one_step_and_predicts_class_0_back(tmp_path: Path) -> None:
+    """With label_offset=1, class 0 is not Faster R-CNN's background: one training step on
+    64 px images runs, and every prediction minus the offset is class 0."""
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_fpn
+
+    y = make_yolo_dataset(
+        tmp_path, {"a": ["0 0.5 0.5 0.5 0.5"], "b": ["0 0.3 0.3 0.4 0.4"]}, names=["only"]
+    )
+    ds = YoloDataset(y, label_offset=1, transforms=v2.Resize((64, 64)))
+    assert ds.num_model_classes == 2
+    torch.manual_seed(0)
+    model = fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None,
+        weights_backbone=None,
+        num_classes=ds.num_model_classes,
+        min_size=64,
+        max_size=64,
+    )
+    images, targets = collate([ds[0], ds[1]])
+    assert all(t["labels"].tolist() == [1] for t in targets)  # class 0 -> 1, not background
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    opt.zero_grad()
+    sum(losses.values()).backward()  # type: ignore[union-attr]
+    opt.step()
+    model.eval()
+    model.roi_heads.score_thresh = 0.0  # an untrained head: keep every detection
+    with torch.no_grad():
+        out = model(images)
+    labels = torch.cat([o["labels"] for o in out])
+    assert len(labels) > 0
+    assert (labels - ds.label_offset).unique().tolist() == [0]

@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from yolo2retina.annotations import Annotations, LoadReport
-from yolo2retina.errors import ImageReadError
+from yolo2retina.errors import ConfigError, ImageReadError
 from yolo2retina.image import image_to_tensor, load_image
 from yolo2retina.target import Target
 
@@ -31,16 +31,30 @@ class DetectionDataset(Dataset[Sample]):
 
     * ``image``: ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``, RGB, EXIF-corrected;
     * ``target["boxes"]``: ``tv_tensors.BoundingBoxes`` ``(N, 4)`` XYXY, ``canvas_size=(H, W)``;
-    * ``target["labels"]``: ``(N,) int64`` in ``0..K-1``;
+    * ``target["labels"]``: ``(N,) int64`` in ``0..K-1`` (``label_offset..K-1+label_offset``
+      with a ``label_offset``);
     * ``target["image_id"]``: ``int``, the index of the image in this dataset.
 
     Any ``torchvision.transforms.v2`` pipeline can be passed as ``transforms``.
+
+    Labels: RetinaNet and FCOS take ``0..K-1`` with no background class (the default,
+    ``label_offset=0``; build them with ``num_classes=K``). Faster R-CNN, Mask R-CNN,
+    Keypoint R-CNN and SSD reserve label 0 for the background: pass ``label_offset=1``
+    (labels ``1..K``), build the model with ``num_classes=K + 1``
+    (:attr:`num_model_classes`), and subtract ``label_offset`` from predicted labels to get
+    class indices back. Without the offset, class 0 trains as background and is never
+    predicted.
 
     Args:
         annotations: loaded annotations (from any format reader).
         transforms: called as ``transforms(image, target)``.
         max_size: decode images so their longer side is at most this (boxes follow).
         include_ignored: keep crowd/difficult boxes in training targets (default: drop them).
+        label_offset: added to every label in ``target["labels"]``: ``0`` (RetinaNet, FCOS)
+            or ``1`` (models with a background class at 0).
+
+    Raises:
+        ConfigError: ``label_offset`` is not ``0`` or ``1``.
     """
 
     def __init__(
@@ -50,11 +64,18 @@ class DetectionDataset(Dataset[Sample]):
         *,
         max_size: int | None = None,
         include_ignored: bool = False,
+        label_offset: int = 0,
     ) -> None:
+        if type(label_offset) is not int or label_offset not in (0, 1):
+            raise ConfigError(
+                f"label_offset must be 0 (RetinaNet, FCOS: labels 0..K-1) or 1 (Faster R-CNN, "
+                f"Mask R-CNN, SSD: label 0 is the background), got {label_offset!r}"
+            )
         self.annotations = annotations
         self.transforms = transforms
         self.max_size = max_size
         self.include_ignored = include_ignored
+        self.label_offset = label_offset
 
     @classmethod
     def from_path(
@@ -65,12 +86,18 @@ class DetectionDataset(Dataset[Sample]):
         transforms: Transforms | None = None,
         **kwargs: Any,
     ) -> DetectionDataset:
-        """Load any registered format (YOLO, VOC, COCO, plug-ins) from a path."""
+        """Load any registered format (YOLO, VOC, COCO, plug-ins) from a path.
+
+        ``class_names``, ``strict`` and format options (``images_root=``...) go to the
+        reader; ``max_size``, ``include_ignored`` and ``label_offset`` to the dataset.
+        """
         from yolo2retina.formats import load_annotations
 
-        reader_kw = {k: kwargs.pop(k) for k in ("class_names", "strict") if k in kwargs}
+        dataset_kw = {
+            k: kwargs.pop(k) for k in ("max_size", "include_ignored", "label_offset") if k in kwargs
+        }
         return cls(
-            load_annotations(path, format=format, split=split, **reader_kw), transforms, **kwargs
+            load_annotations(path, format=format, split=split, **kwargs), transforms, **dataset_kw
         )
 
     # -- read-only views of the annotations (no image is decoded) -------------------
@@ -82,6 +109,11 @@ class DetectionDataset(Dataset[Sample]):
     def class_names(self) -> tuple[str, ...]:
         """Class names, index = label."""
         return self.annotations.class_names
+
+    @property
+    def num_model_classes(self) -> int:
+        """``num_classes`` for the torchvision model: ``K + label_offset``."""
+        return len(self.class_names) + self.label_offset
 
     @property
     def num_boxes(self) -> int:
@@ -129,7 +161,7 @@ class DetectionDataset(Dataset[Sample]):
                 format=tv_tensors.BoundingBoxFormat.XYXY,
                 canvas_size=(dh, dw),
             ),
-            "labels": torch.from_numpy(target.labels.copy()),
+            "labels": torch.from_numpy(target.labels + self.label_offset),
             "image_id": int(i),
         }
         if self.transforms is not None:
@@ -155,6 +187,8 @@ class YoloDataset(DetectionDataset):
         class_names: override the class names.
         strict: turn clips and drops into errors.
         max_size: decode images so their longer side is at most this.
+        label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
+            SSD); see :class:`DetectionDataset`.
 
     Example:
         >>> ds = YoloDataset("data.yaml", split="val")  # doctest: +SKIP
@@ -170,6 +204,7 @@ class YoloDataset(DetectionDataset):
         class_names: Sequence[str] | None = None,
         strict: bool = False,
         max_size: int | None = None,
+        label_offset: int = 0,
     ) -> None:
         from yolo2retina.formats.yolo import read_yolo
 
@@ -177,6 +212,7 @@ class YoloDataset(DetectionDataset):
             read_yolo(source, split, class_names=class_names, strict=strict),
             transforms,
             max_size=max_size,
+            label_offset=label_offset,
         )
 
 
@@ -211,6 +247,8 @@ class VocDataset(DetectionDataset):
         strict: turn clips and drops into errors.
         max_size: decode images so their longer side is at most this.
         include_ignored: keep difficult boxes in training targets.
+        label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
+            SSD); see :class:`DetectionDataset`.
 
     Example:
         >>> ds = VocDataset("VOCdevkit/VOC2012", split="val")  # doctest: +SKIP
@@ -226,6 +264,7 @@ class VocDataset(DetectionDataset):
         strict: bool = False,
         max_size: int | None = None,
         include_ignored: bool = False,
+        label_offset: int = 0,
     ) -> None:
         from yolo2retina.formats.voc import read_voc
 
@@ -234,6 +273,7 @@ class VocDataset(DetectionDataset):
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,
+            label_offset=label_offset,
         )
 
 
@@ -254,6 +294,8 @@ class CocoDataset(DetectionDataset):
         images_root: folder ``file_name`` is relative to (default: the JSON's folder).
         max_size: decode images so their longer side is at most this.
         include_ignored: keep crowd boxes in training targets.
+        label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
+            SSD); see :class:`DetectionDataset`.
 
     Example:
         >>> ds = CocoDataset("coco/annotations/instances_val2017.json",
@@ -271,6 +313,7 @@ class CocoDataset(DetectionDataset):
         images_root: str | os.PathLike[str] | None = None,
         max_size: int | None = None,
         include_ignored: bool = False,
+        label_offset: int = 0,
     ) -> None:
         from yolo2retina.formats.coco import read_coco
 
@@ -281,4 +324,5 @@ class CocoDataset(DetectionDataset):
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,
+            label_offset=label_offset,
         )
