@@ -257,3 +257,80 @@ def test_convert_shows_what_the_reader_clipped(
     assert f"Wrote yolo dataset to {out}: 2 images, 2 boxes" in text
     assert main(["convert", str(f), str(tmp_path / "q"), "--to", "voc", "--quiet"]) == 0
     assert "note: " not in capsys.readouterr().out
+
+
+# -- small frictions (issue 13 item 8) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["check"], "--format"),
+        (["stats", "--no-histogram"], "--format"),
+        (["info"], "--format"),
+        (["split"], "--format"),
+        (["convert", "{out}", "--to", "coco"], "--from"),
+    ],
+)
+def test_cli_detection_errors_name_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], flag: str
+) -> None:
+    """An undetectable dataset tells a CLI user to pass --format (--from for convert), not format=."""
+    src = tmp_path / "nothing"
+    src.mkdir()
+    (src / "readme.md").write_text("not a dataset\n")
+    args = [argv[0], str(src), *(a.replace("{out}", str(tmp_path / "o")) for a in argv[1:])]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"pass {flag} one of" in err and "format=" not in err
+
+
+def test_evaluate_detection_error_names_the_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """evaluate --data on an undetectable folder names --format."""
+    src = tmp_path / "nothing"
+    src.mkdir()
+    assert main(["evaluate", "--data", str(src), "--weights", str(tmp_path / "w.pt")]) == 1
+    err = capsys.readouterr().err
+    assert "pass --format one of" in err and "format=" not in err
+
+
+def test_library_detection_error_still_names_the_keyword(tmp_path: Path) -> None:
+    """The library's own message keeps format= (the keyword a Python caller passes)."""
+    from yolo2retina.errors import DatasetError
+    from yolo2retina.formats import detect_format
+
+    with pytest.raises(DatasetError, match="pass format= one of"):
+        detect_format(tmp_path)
+
+
+def test_path_fallback_note_is_printed_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A data.yaml whose path: does not exist gets one note in check and convert, not one per split."""
+    y = make_yolo_dataset(tmp_path / "ds", {"a": ["0 0.5 0.5 0.2 0.2"]})
+    y.write_text(y.read_text().replace("path: .", "path: /elsewhere/ds"))
+    assert main(["check", str(y)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("does not exist; using") == 1, out
+    assert main(["convert", str(y), str(tmp_path / "o"), "--to", "coco", "--no-progress"]) == 0
+    assert capsys.readouterr().out.count("does not exist; using") == 1
+
+
+def test_check_and_stats_name_a_single_split_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A flat VOC folder (one split) is 'train' in check's table as in stats and convert."""
+    from tests.conftest import write_image
+    from tests.formats._helpers import voc_xml
+
+    write_image(tmp_path / "voc" / "a.jpg", (64, 48))
+    (tmp_path / "voc" / "a.xml").write_text(
+        voc_xml("a.jpg", (64, 48), [{"name": "x", "box": (2, 2, 20, 20)}])
+    )
+    assert main(["check", str(tmp_path / "voc")]) == 0
+    check_rows = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()[-5:-2]]
+    assert main(["stats", str(tmp_path / "voc"), "--no-histogram"]) == 0
+    stats_out = capsys.readouterr().out
+    assert "== train" in stats_out and check_rows[-1] == "train", check_rows

@@ -37,8 +37,9 @@ class ConvertReport(WriteReport):
 
     @property
     def notes(self) -> list[str]:
-        """Every detail line of every split (clips, drops, skipped files)."""
-        return [d for r in self.loaded.values() for d in r.details]
+        """Every detail line of every split (clips, drops, skipped files), each once: a note
+        about the whole dataset (a data.yaml ``path:`` fallback) is in every split's report."""
+        return list(dict.fromkeys(d for r in self.loaded.values() for d in r.details))
 
     def table(self) -> str:
         """The per-split table of ``check`` (images, background, boxes, clipped, ...)."""
@@ -130,7 +131,8 @@ class SplitCheck:
     """The result of loading one split.
 
     Attributes:
-        split: split name (``"-"`` for a single-split source).
+        split: split name (``"train"`` for a single-split source, as in
+            :func:`~yolo2retina.formats.load_splits`, ``stats`` and ``convert``).
         images: images loaded (0 when the split did not load).
         boxes: boxes loaded.
         background_images: images with no boxes.
@@ -216,7 +218,7 @@ def check_dataset(
     names: list[str | None] = list(splits) if splits else list(adapter.splits(p)) or [None]
     out = []
     for s in names:
-        sc = SplitCheck(s or "-")
+        sc = SplitCheck(s or "train")
         try:
             ann = adapter.read(p, s, strict=strict, **_progress_kw(name, progress))
         except DatasetError as e:
@@ -224,6 +226,6 @@ def check_dataset(
         except Yolo2RetinaError as e:
             sc.errors = [str(e)]
         else:
-            sc = _split_check(s or "-", ann)
+            sc = _split_check(s or "train", ann)
         out.append(sc)
     return CheckResult(str(p), name, out)

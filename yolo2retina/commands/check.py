@@ -24,17 +24,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print problems (errors, then notes) and the table; 1 when any split has errors."""
+    from yolo2retina.commands import dataset_format
     from yolo2retina.convert import check_dataset
 
+    fmt = dataset_format(args.src, args.format)
     result = check_dataset(
-        args.src, args.format, args.split, strict=args.strict, progress=not args.no_progress
+        args.src, fmt, args.split, strict=args.strict, progress=not args.no_progress
     )
+    seen: set[str] = set()  # a note about the whole dataset (data.yaml path:) is printed once
     for s in result.splits:
         for line in s.errors:
             print(f"error: {line}")
         if not args.quiet:
             for line in s.warnings:
-                print(f"note: {line}")
+                if line not in seen:
+                    print(f"note: {line}")
+                seen.add(line)
     print(f"\n{result.source} ({result.format})")
     print(result.table())
     if not result.ok:

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Convert; print what was read (notes, the table of ``check``), written and lost."""
     import warnings
 
+    from yolo2retina.commands import dataset_format
     from yolo2retina.convert import convert_dataset
 
     with warnings.catch_warnings():
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             args.src,
             args.dst,
             args.to,
-            src_format=args.src_format,
+            src_format=dataset_format(args.src, args.src_format, "--from"),
             splits=args.split,
             images=args.images,
             exist_ok=args.exist_ok,

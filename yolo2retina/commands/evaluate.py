@@ -52,6 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate one checkpoint on one split."""
+    from yolo2retina.commands import dataset_format
     from yolo2retina.dataset import DetectionDataset
     from yolo2retina.errors import ConfigError
     from yolo2retina.evaluate import coco_map, predict_dataset, write_evaluation
@@ -60,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
 
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval-{args.split}"
-    ann = load_annotations(args.data, format=args.format, split=args.split)
+    ann = load_annotations(
+        args.data, format=dataset_format(args.data, args.format), split=args.split
+    )
     check_output_dir(  # refuse before the model runs; write_evaluation checks again
         out,
         inputs=dataset_folders(ann, args.data),

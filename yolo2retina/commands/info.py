@@ -17,9 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the load report of one split."""
+    from yolo2retina.commands import dataset_format
     from yolo2retina.dataset import DetectionDataset
 
-    ds = DetectionDataset.from_path(args.source, format=args.format, split=args.split)
+    fmt = dataset_format(args.source, args.format)
+    ds = DetectionDataset.from_path(args.source, format=fmt, split=args.split)
     print(ds.report)
     print(f"classes: {', '.join(ds.class_names)}")
     return 0

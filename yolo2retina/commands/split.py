@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     """Write the lists and print how many images each split got."""
     from pathlib import Path
 
+    from yolo2retina.commands import dataset_format
     from yolo2retina.split import split_dataset
 
     src = Path(args.src)
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             out,
             args.ratios,
             args.seed,
-            format=args.format,
+            format=dataset_format(src, args.format),
             exist_ok=args.exist_ok,
             overwrite=args.overwrite,
         )

@@ -28,11 +28,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print statistics per split and for all splits, then save the histogram."""
+    from yolo2retina.commands import dataset_format
     from yolo2retina.formats import load_splits
     from yolo2retina.outputs import check_output_file, dataset_folders
     from yolo2retina.stats import dataset_stats, save_box_size_histogram
 
-    data = load_splits(args.src, args.format, args.split)
+    data = load_splits(args.src, dataset_format(args.src, args.format), args.split)
     if not args.no_histogram:  # refuse before printing anything
         check_output_file(
             args.histogram,

@@ -149,7 +149,7 @@ def _find_json(path: Path, split: str | None) -> Path:
         raise DatasetError(
             f"{path}: "
             + (
-                f"holds splits {list(found)}; pass split="
+                f"holds splits {list(found)}; pass split= (CLI: --split)"
                 if found
                 else "no single .json file found"
             )

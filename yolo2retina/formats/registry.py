@@ -233,11 +233,16 @@ def get_format(name: str) -> FormatAdapter:
     return _REGISTRY[key]
 
 
-def detect_format(path: str | os.PathLike[str]) -> str:
+def detect_format(path: str | os.PathLike[str], *, option: str = "format=") -> str:
     """The name of the one registered format that recognises ``path``.
 
     A ``data.yaml`` or a folder of ``.txt`` label files is YOLO, ``.xml`` files are VOC,
     a ``.json`` file is COCO.
+
+    Args:
+        path: the dataset path.
+        option: how errors name the way to choose a format: ``"format="`` in the library,
+            the flag (``"--format"``, ``"--from"``) in the CLI.
 
     Raises:
         DatasetError: the path does not exist, no format recognises it, or several do
@@ -259,10 +264,10 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     if not found:
         raise DatasetError(
             f"{p}: cannot tell the dataset format (expected a data.yaml or .txt labels for "
-            f"YOLO, .xml files for VOC, a .json file for COCO); pass format= one of "
+            f"YOLO, .xml files for VOC, a .json file for COCO); pass {option} one of "
             f"{', '.join(list_formats())}"
         )
     raise DatasetError(
         f"{p}: ambiguous dataset format: it looks like {' and '.join(found)}; "
-        f"pass format= one of {', '.join(found)}"
+        f"pass {option} one of {', '.join(found)}"
     )

@@ -639,7 +639,7 @@ def read_yolo(
             split = "train"  # like a data.yaml: a folder with named splits means train
             report.source = f"{src} [{split}]"
             if not any(s in named for s in split_candidates(split)):
-                raise DatasetError(f"{src}: holds splits {list(named)}; pass split=")
+                raise DatasetError(f"{src}: holds splits {list(named)}; pass split= (CLI: --split)")
         image_dirs, _ = _folder_sources(root, split, src)
         for d in image_dirs:
             image_files += _list_images(d, problems)
