@@ -6,6 +6,12 @@ samples, :func:`build_retinanet` and :func:`fit` train a model, :func:`yolo2reti
 :class:`Predictor` runs it on new photos. (``evaluate``, ``predict`` and ``draw`` are
 functions of the modules of the same names: ``from yolo2retina.predict import predict``.)
 
+``import yolo2retina`` is light: the names below are loaded on first use, and torch and
+torchvision only load with a dataset, a model, training or prediction
+(:class:`DetectionDataset`, :func:`build_retinanet`, :func:`fit`, :class:`Predictor`, ...).
+Reading, writing, checking and scoring annotations (:func:`load_annotations`,
+:func:`coco_map`, :mod:`yolo2retina.formats`, ...) never imports torch.
+
 Example:
     >>> from yolo2retina import Target
     >>> Target.from_coco([[10, 20, 30, 40]], [0]).boxes.tolist()
@@ -14,17 +20,33 @@ Example:
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from yolo2retina._version import __version__
-from yolo2retina.anchors import AnchorFit, fit_anchors
-from yolo2retina.annotations import Annotations, LoadReport
-from yolo2retina.dataset import CocoDataset, DetectionDataset, VocDataset, YoloDataset, collate
-from yolo2retina.errors import DatasetError, Yolo2RetinaError
-from yolo2retina.evaluate import Metrics, coco_map
-from yolo2retina.formats import list_formats, load_annotations, register_format, write_annotations
-from yolo2retina.model import build_retinanet, load_model
-from yolo2retina.predict import Predictor
-from yolo2retina.target import Target
-from yolo2retina.train import TrainConfig, fit
+
+if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these on first use
+    from yolo2retina.anchors import AnchorFit, fit_anchors
+    from yolo2retina.annotations import Annotations, LoadReport
+    from yolo2retina.dataset import (
+        CocoDataset,
+        DetectionDataset,
+        VocDataset,
+        YoloDataset,
+        collate,
+    )
+    from yolo2retina.errors import DatasetError, Yolo2RetinaError
+    from yolo2retina.evaluate import Metrics, coco_map
+    from yolo2retina.formats import (
+        list_formats,
+        load_annotations,
+        register_format,
+        write_annotations,
+    )
+    from yolo2retina.model import build_retinanet, load_model
+    from yolo2retina.predict import Predictor
+    from yolo2retina.target import Target
+    from yolo2retina.train import TrainConfig, fit
 
 __all__ = [
     "AnchorFit",
@@ -52,3 +74,47 @@ __all__ = [
     "register_format",
     "write_annotations",
 ]
+
+#: The module each lazily loaded public name comes from. The modules of the first group
+#: need only NumPy, Pillow and the like; those of the second import torch and torchvision.
+_LAZY: dict[str, str] = {
+    "AnchorFit": "yolo2retina.anchors",
+    "fit_anchors": "yolo2retina.anchors",
+    "Annotations": "yolo2retina.annotations",
+    "LoadReport": "yolo2retina.annotations",
+    "DatasetError": "yolo2retina.errors",
+    "Yolo2RetinaError": "yolo2retina.errors",
+    "Metrics": "yolo2retina.evaluate",
+    "coco_map": "yolo2retina.evaluate",
+    "list_formats": "yolo2retina.formats",
+    "load_annotations": "yolo2retina.formats",
+    "register_format": "yolo2retina.formats",
+    "write_annotations": "yolo2retina.formats",
+    "Target": "yolo2retina.target",
+    # torch and torchvision from here on
+    "CocoDataset": "yolo2retina.dataset",
+    "DetectionDataset": "yolo2retina.dataset",
+    "VocDataset": "yolo2retina.dataset",
+    "YoloDataset": "yolo2retina.dataset",
+    "collate": "yolo2retina.dataset",
+    "build_retinanet": "yolo2retina.model",
+    "load_model": "yolo2retina.model",
+    "Predictor": "yolo2retina.predict",
+    "TrainConfig": "yolo2retina.train",
+    "fit": "yolo2retina.train",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use (PEP 562), then keep it here."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups are plain attribute reads
+    return value
+
+
+def __dir__() -> list[str]:
+    """The module's attributes, including the public names not loaded yet."""
+    return sorted(set(globals()) | set(__all__))

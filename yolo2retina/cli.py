@@ -11,7 +11,7 @@ import argparse
 import importlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from types import ModuleType
 from typing import NoReturn
 
@@ -77,6 +77,15 @@ def _modules() -> list[ModuleType]:
     return [importlib.import_module(f"yolo2retina.commands.{m}") for m in COMMANDS]
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names: its first word that is not an option.
+
+    The top-level parser has no option that takes a value, so that word is the command
+    (or a misspelt one, which argparse then refuses).
+    """
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line: ``error: ...`` (exit 2)."""
 
@@ -85,7 +94,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def get_parser() -> argparse.ArgumentParser:
-    """The full argument parser (used by ``main`` and by the CLI reference generator)."""
+    """The full argument parser, every subcommand's options included (the CLI reference)."""
+    return _build_parser(None)
+
+
+def _build_parser(with_options: Collection[str] | None) -> argparse.ArgumentParser:
+    """The parser, with the options of the subcommands named in ``with_options`` (all: ``None``).
+
+    Every subcommand is listed either way (``--help`` shows them all). ``main`` adds only
+    the options of the command it runs, so what another command imports to set up its
+    options (``train`` imports torch for its choices) stays off a data-only command such
+    as ``check`` or ``convert``.
+    """
     parser = _Parser(
         prog="yolo2retina",
         description="Train and use torchvision RetinaNet on YOLO / VOC / COCO datasets.",
@@ -94,7 +114,8 @@ def get_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in _modules():
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
-        mod.add_arguments(p)
+        if with_options is None or mod.NAME in with_options:
+            mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -109,7 +130,9 @@ def _one_line(e: Yolo2RetinaError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 library error, 2 usage error)."""
-    parser = get_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_in(argv)
+    parser = _build_parser(() if command is None else (command,))
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help / --version exit 0, usage errors exit 2

@@ -10,13 +10,15 @@ import glob
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
-from torchvision import tv_tensors
 
 from yolo2retina.errors import ConfigError, ImageReadError
+
+if TYPE_CHECKING:  # torch loads in image_to_tensor: reading sizes and decoding need none
+    from torchvision import tv_tensors
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -245,7 +247,13 @@ def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> 
 
 
 def image_to_tensor(img: Image.Image) -> tv_tensors.Image:
-    """An RGB PIL image -> ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``."""
+    """An RGB PIL image -> ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``.
+
+    The only function here that needs torch; it imports torch and torchvision on first use.
+    """
+    import torch
+    from torchvision import tv_tensors
+
     a = np.asarray(_to_rgb(img), dtype=np.uint8)
     t = torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
     return tv_tensors.Image(t)
