@@ -60,6 +60,7 @@ def convert_dataset(
     exist_ok: bool = False,
     overwrite: bool = False,
     progress: bool = False,
+    **options: Any,
 ) -> ConvertReport:
     """Read every split of ``src`` and write them all to ``dst`` in format ``to``.
 
@@ -78,6 +79,7 @@ def convert_dataset(
         exist_ok: write into an existing folder that holds files (only new files).
         overwrite: like ``exist_ok``, and replace existing output files.
         progress: show progress bars.
+        **options: reader options, e.g. COCO ``images_root=``.
 
     Returns:
         The writer's report (``lost``: what ``to`` cannot hold) with the load report of
@@ -91,7 +93,7 @@ def convert_dataset(
     name = detect_format(src) if src_format == "auto" else src_format
     root = Path(src) if Path(src).is_dir() else Path(src).parent
     check_output_dir(dst, inputs=[root], exist_ok=exist_ok, overwrite=overwrite)
-    data = load_splits(src, name, splits, **_progress_kw(name, progress))
+    data = load_splits(src, name, splits, **_progress_kw(name, progress), **options)
     check_output_dir(
         dst, inputs=dataset_folders(data.values(), src), exist_ok=exist_ok, overwrite=overwrite
     )
@@ -202,6 +204,7 @@ def check_dataset(
     *,
     strict: bool = False,
     progress: bool = False,
+    **options: Any,
 ) -> CheckResult:
     """Load every split of ``src`` and collect every problem instead of stopping at one.
 
@@ -211,6 +214,7 @@ def check_dataset(
         splits: only these splits (default: all found).
         strict: count clips and drops as errors.
         progress: show progress bars while VOC files or COCO image headers are read.
+        **options: reader options, e.g. COCO ``images_root=``.
     """
     p = Path(src)
     name = detect_format(p) if format == "auto" else format
@@ -220,7 +224,7 @@ def check_dataset(
     for s in names:
         sc = SplitCheck(s or "train")
         try:
-            ann = adapter.read(p, s, strict=strict, **_progress_kw(name, progress))
+            ann = adapter.read(p, s, strict=strict, **_progress_kw(name, progress), **options)
         except DatasetError as e:
             sc.errors = list(e.problems) or [e.summary]
         except Yolo2RetinaError as e:

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -109,6 +110,7 @@ def split_dataset(
     format: str = "auto",
     exist_ok: bool = False,
     overwrite: bool = False,
+    **options: Any,
 ) -> SplitResult:
     """Split every image of ``src`` (all its splits together) into new train/val(/test) lists.
 
@@ -126,6 +128,7 @@ def split_dataset(
         format: source format, ``"auto"`` to detect it.
         exist_ok: write into an existing folder that holds other files.
         overwrite: like ``exist_ok``, and replace existing lists / yaml.
+        **options: reader options, e.g. COCO ``images_root=``.
 
     Raises:
         ConfigError: bad ratios.
@@ -134,7 +137,7 @@ def split_dataset(
     r = _check_ratios(ratios)
     check_output_dir(dst, exist_ok=exist_ok, overwrite=overwrite)
     name = detect_format(src) if format == "auto" else format
-    data = load_splits(src, name)
+    data = load_splits(src, name, **options)
     paths = [str(p) for a in data.values() for p in a.paths]
     names = {a.class_names for a in data.values()}
     if len(names) != 1:

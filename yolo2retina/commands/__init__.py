@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+from typing import Any
 
 
 def dataset_format(src: str | os.PathLike[str], fmt: str, flag: str = "--format") -> str:
@@ -14,3 +16,33 @@ def dataset_format(src: str | os.PathLike[str], fmt: str, flag: str = "--format"
     from yolo2retina.formats import detect_format
 
     return detect_format(src, option=flag) if fmt == "auto" else fmt
+
+
+def add_images_root(p: argparse.ArgumentParser) -> None:
+    """Add ``--images-root`` (COCO: the folder ``file_name`` is relative to)."""
+    p.add_argument(
+        "--images-root",
+        default=None,
+        metavar="DIR",
+        help="COCO: folder that file_name is relative to (default: found from the layout, "
+        "see docs/formats/coco.md)",
+    )
+
+
+def reader_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
+    """Reader keywords from the command line (``images_root=`` when ``--images-root`` is given).
+
+    Raises:
+        ConfigError: ``--images-root`` for YOLO or VOC, whose image paths come from the
+            layout itself.
+    """
+    from yolo2retina.errors import ConfigError
+
+    if args.images_root is None:
+        return {}
+    if fmt in ("yolo", "voc"):
+        raise ConfigError(
+            f"--images-root applies to COCO datasets (file_name is relative to it); this "
+            f"dataset is {fmt}, whose images are found from its layout"
+        )
+    return {"images_root": args.images_root}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from yolo2retina.commands import add_images_root
+
 NAME = "check"
 HELP = "Check a dataset: print every problem as file:line and a summary; exit 1 on errors."
 
@@ -12,6 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
     p.add_argument("src", help="data.yaml, dataset folder, VOC folder or COCO .json")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
     p.add_argument(
         "--split", action="append", default=None, help="check only this split (repeatable)"
     )
@@ -24,12 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print problems (errors, then notes) and the table; 1 when any split has errors."""
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.convert import check_dataset
 
     fmt = dataset_format(args.src, args.format)
     result = check_dataset(
-        args.src, fmt, args.split, strict=args.strict, progress=not args.no_progress
+        args.src,
+        fmt,
+        args.split,
+        strict=args.strict,
+        progress=not args.no_progress,
+        **reader_options(args, fmt),
     )
     seen: set[str] = set()  # a note about the whole dataset (data.yaml path:) is printed once
     for s in result.splits:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
+from yolo2retina.commands import add_images_root
 
 NAME = "convert"
 HELP = "Convert a YOLO / VOC / COCO dataset (all splits) to another format."
@@ -23,6 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--split", action="append", default=None, help="convert only this split (repeatable)"
     )
+    add_images_root(p)
     p.add_argument(
         "--images",
         choices=("copy", "symlink", "hardlink"),
@@ -38,21 +40,23 @@ def run(args: argparse.Namespace) -> int:
     """Convert; print what was read (notes, the table of ``check``), written and lost."""
     import warnings
 
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.convert import convert_dataset
 
+    fmt = dataset_format(args.src, args.src_format, "--from")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # 'lost' lines are printed below
         report = convert_dataset(
             args.src,
             args.dst,
             args.to,
-            src_format=dataset_format(args.src, args.src_format, "--from"),
+            src_format=fmt,
             splits=args.split,
             images=args.images,
             exist_ok=args.exist_ok,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            **reader_options(args, fmt),
         )
     if not args.quiet and report.notes:  # what the reader clipped, dropped or skipped
         print("\n".join(f"note: {line}" for line in report.notes) + "\n")

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from yolo2retina.cli import add_output_flags, fraction, positive_int
+from yolo2retina.commands import add_images_root
 
 NAME = "evaluate"
 HELP = (
@@ -29,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="output folder, outside the dataset (default: eval-<split> beside the checkpoint)",
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
     p.add_argument(
         "--batch-size", type=positive_int, default=4, help="images per forward pass (default: 4)"
     )
@@ -52,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate one checkpoint on one split."""
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.dataset import DetectionDataset
     from yolo2retina.errors import ConfigError
     from yolo2retina.evaluate import coco_map, predict_dataset, write_evaluation
@@ -61,9 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
 
     out = Path(args.out) if args.out else Path(args.weights).parent / f"eval-{args.split}"
-    ann = load_annotations(
-        args.data, format=dataset_format(args.data, args.format), split=args.split
-    )
+    fmt = dataset_format(args.data, args.format)
+    ann = load_annotations(args.data, format=fmt, split=args.split, **reader_options(args, fmt))
     check_output_dir(  # refuse before the model runs; write_evaluation checks again
         out,
         inputs=dataset_folders(ann, args.data),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from yolo2retina.commands import add_images_root
+
 NAME = "info"
 HELP = "Load a dataset split and print what was loaded, clipped and dropped."
 
@@ -13,15 +15,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="data.yaml, dataset folder, VOC folder or COCO .json")
     p.add_argument("--split", default=None, help="split to load (train, val, test)")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the load report of one split."""
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.dataset import DetectionDataset
 
     fmt = dataset_format(args.source, args.format)
-    ds = DetectionDataset.from_path(args.source, format=fmt, split=args.split)
+    ds = DetectionDataset.from_path(
+        args.source, format=fmt, split=args.split, **reader_options(args, fmt)
+    )
     print(ds.report)
     print(f"classes: {', '.join(ds.class_names)}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
+from yolo2retina.commands import add_images_root
 
 NAME = "split"
 HELP = "Split a dataset into train/val(/test) image lists and a data.yaml; moves no file."
@@ -28,6 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
     add_output_flags(p)
 
 
@@ -35,21 +37,23 @@ def run(args: argparse.Namespace) -> int:
     """Write the lists and print how many images each split got."""
     from pathlib import Path
 
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.split import split_dataset
 
     src = Path(args.src)
     base = src.parent if src.is_file() else src
     out = Path(args.out) if args.out else base / f"split-seed{args.seed}"
+    fmt = dataset_format(src, args.format)
     print(
         split_dataset(
             src,
             out,
             args.ratios,
             args.seed,
-            format=dataset_format(src, args.format),
+            format=fmt,
             exist_ok=args.exist_ok,
             overwrite=args.overwrite,
+            **reader_options(args, fmt),
         )
     )
     return 0

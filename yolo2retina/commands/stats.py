@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
+from yolo2retina.commands import add_images_root
 
 NAME = "stats"
 HELP = "Print images, background images, boxes per class and box sizes; save a histogram PNG."
@@ -14,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
     p.add_argument("src", help="data.yaml, dataset folder, VOC folder or COCO .json")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
     p.add_argument("--split", action="append", default=None, help="only this split (repeatable)")
     p.add_argument(
         "--histogram",
@@ -28,12 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print statistics per split and for all splits, then save the histogram."""
-    from yolo2retina.commands import dataset_format
+    from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.formats import load_splits
     from yolo2retina.outputs import check_output_file, dataset_folders
     from yolo2retina.stats import dataset_stats, save_box_size_histogram
 
-    data = load_splits(args.src, dataset_format(args.src, args.format), args.split)
+    fmt = dataset_format(args.src, args.format)
+    data = load_splits(args.src, fmt, args.split, **reader_options(args, fmt))
     if not args.no_histogram:  # refuse before printing anything
         check_output_file(
             args.histogram,

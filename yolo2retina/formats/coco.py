@@ -133,6 +133,27 @@ def _json_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.json") if p.is_file())
 
 
+#: Prefixes of the COCO files that hold no object-detection boxes (``captions_train2017``,
+#: ``person_keypoints_val2017``, ``panoptic_val2017``, ``stuff_train2017``, the test-dev
+#: ``image_info_test2017``). A folder that has them beside ``instances_*.json`` is read
+#: through the instances files only.
+OTHER_COCO_PREFIXES = ("captions_", "person_keypoints_", "panoptic_", "stuff_", "image_info_")
+
+
+def _detection_jsons(folder: Path) -> tuple[dict[str, Path], list[Path]]:
+    """``({split: json}, skipped)`` for the COCO files of one folder.
+
+    With any ``instances_*.json`` present those are the detection files (split
+    ``instances_train2017`` -> ``train2017``) and every other JSON is skipped; otherwise
+    every JSON whose name does not start with one of :data:`OTHER_COCO_PREFIXES` is a
+    split named by its stem.
+    """
+    files = _json_files(folder) if path_kind(folder) == "dir" else []
+    inst = [f for f in files if f.stem.startswith("instances_")]
+    keep = inst or [f for f in files if not f.stem.startswith(OTHER_COCO_PREFIXES)]
+    return {f.stem.removeprefix("instances_"): f for f in keep}, [f for f in files if f not in keep]
+
+
 def _find_json(path: Path, split: str | None) -> Path:
     kind = path_kind(path)
     if kind == "file":
@@ -142,10 +163,12 @@ def _find_json(path: Path, split: str | None) -> Path:
     if kind != "dir":
         raise DatasetError(f"{path}: is not a regular file or a folder")
     if split is None:
-        files = _json_files(path)
-        if len(files) == 1:
-            return files[0]
+        here, _ = _detection_jsons(path)
+        if len(here) == 1:
+            return next(iter(here.values()))
         found = CocoFormat().splits(path)
+        if len(found) == 1:
+            return _find_json(path, found[0])
         raise DatasetError(
             f"{path}: "
             + (
@@ -154,12 +177,12 @@ def _find_json(path: Path, split: str | None) -> Path:
                 else "no single .json file found"
             )
         )
+    ann_jsons, _ = _detection_jsons(path / "annotations")
+    root_jsons, _ = _detection_jsons(path)
     for s in split_candidates(split):
-        cands = [
-            path / s / ROBOFLOW_JSON_NAME,
-            path / f"{s}.json",
-            path / "annotations" / f"{s}.json",
-        ]
+        cands = [path / s / ROBOFLOW_JSON_NAME]
+        cands += [root_jsons[s]] if s in root_jsons else []
+        cands += [ann_jsons[s]] if s in ann_jsons else []
         cands += sorted((path / "annotations").glob(f"instances_{s}*.json"))
         if (path / s).is_dir() and len(_json_files(path / s)) == 1:
             cands.append(_json_files(path / s)[0])
@@ -169,6 +192,36 @@ def _find_json(path: Path, split: str | None) -> Path:
     raise DatasetError(
         f"{path}: no COCO JSON for split '{split}'; found splits {list(CocoFormat().splits(path))}"
     )
+
+
+def _layout_images_root(file: Path, file_names: Sequence[Any]) -> Path:
+    """The folder ``file_name`` values are relative to, found from the layout.
+
+    Tried in order, and the first folder that holds the first images named in the JSON
+    (up to 5 are looked at) wins, else the JSON's folder ``P``:
+    ``P`` (Roboflow, CVAT, a JSON beside its images), ``P/images/{T}``, ``P/{T}``,
+    ``P/images``, and when ``P`` is named ``annotations`` (COCO, mmdetection) its parent
+    ``R``: ``R/images/{T}``, ``R/{T}`` (COCO-2017 ``train2017/``), ``R/images``, ``R``;
+    ``T`` is the JSON's stem without ``instances_`` (``instances_val2017.json`` ->
+    ``val2017``). Names that are absolute or contain ``..`` are not used for the search.
+    """
+    here = file.parent
+    token = file.stem.removeprefix("instances_")
+    cands = [here, here / "images" / token, here / token, here / "images"]
+    if here.name == "annotations":
+        up = here.parent
+        cands += [up / "images" / token, up / token, up / "images", up]
+    probe = [
+        fn
+        for fn in file_names[:50]
+        if type(fn) is str and fn and not os.path.isabs(fn) and ".." not in fn and "\x00" not in fn
+    ][:5]
+    if not probe:
+        return here
+    for c in cands:
+        if path_kind(c) == "dir" and any(path_kind(c / fn) == "file" for fn in probe):
+            return c
+    return here
 
 
 def _column(
@@ -457,14 +510,19 @@ class CocoFormat:
         return any(d.is_dir() and (d / ROBOFLOW_JSON_NAME).is_file() for d in path.iterdir())
 
     def splits(self, path: Path) -> tuple[str, ...]:
-        """Split folders with one JSON, ``annotations/instances_{split}.json`` names."""
+        """Split folders with one JSON; ``annotations/instances_{split}.json`` (or, with no
+        instances file, ``annotations/{split}.json``); several ``{split}.json`` in ``path``.
+
+        Captions, keypoints, panoptic, stuff and image-info files are not splits.
+        """
         if path_kind(path) != "dir":
             return ()
         found = {d.name for d in path.iterdir() if d.is_dir() and len(_json_files(d)) == 1}
         found.discard("annotations")
-        if (path / "annotations").is_dir():
-            for f in _json_files(path / "annotations"):
-                found.add(f.stem.removeprefix("instances_"))
+        found |= set(_detection_jsons(path / "annotations")[0])
+        here = _detection_jsons(path)[0]
+        if len(here) > 1:
+            found |= set(here)
         return tuple(sorted(found))
 
     def read(
@@ -507,11 +565,20 @@ def read_coco(
 
     Args:
         source: a ``.json`` file, or a folder with ``{split}/_annotations.coco.json``
-            (Roboflow), ``annotations/instances_{split}*.json`` or ``{split}.json``.
-        split: the split to find in a folder (``val`` also finds ``valid``).
+            (Roboflow), ``annotations/instances_{split}*.json`` (COCO, mmdetection),
+            ``annotations/{split}.json`` or ``{split}.json``. Captions, keypoints,
+            panoptic, stuff and image-info files beside them are skipped and counted in
+            ``report.skipped_files``.
+        split: the split to find in a folder (``val``, ``valid`` and ``validation`` find
+            each other; ``val`` finds ``instances_val2017.json``). ``None``: a single JSON,
+            or the folder's only split.
         class_names: fix the class order by category *name* (must name every category).
         strict: turn clips and drops into errors.
-        images_root: folder that ``file_name`` is relative to (default: the JSON's folder).
+        images_root: folder that ``file_name`` is relative to. Default: found from the
+            layout (the JSON's folder; ``images/{T}``, ``{T}`` or ``images`` beside it or
+            beside its ``annotations/`` folder, ``T`` being the JSON's stem without
+            ``instances_``; see ``docs/formats/coco.md``); a choice other than the JSON's
+            folder is noted in ``report.details``.
         allow_outside_root: accept absolute ``file_name`` values and ``..`` escapes.
         verify_images: read every image header and check ``width``/``height`` against it
             (after EXIF orientation). ``False`` trusts the JSON and touches no image.
@@ -530,16 +597,28 @@ def read_coco(
     # through a symlinked folder give the same image paths and messages. The file name is
     # kept, so a symlinked JSON still finds the images beside the link.
     file = Path(os.path.realpath(found.parent)) / found.name
+    skipped: list[str] = []
+    if path_kind(source) == "dir":  # say which other COCO files of this split were left out
+        token = file.stem.removeprefix("instances_")
+        for other in _detection_jsons(file.parent)[1]:
+            if split is None or other.stem.endswith("_" + token):
+                skipped.append(
+                    f"{other}: not an object-detection (instances) file; read {file.name} "
+                    "instead (skipped)"
+                )
     # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _read_coco(
+        ann = _read_coco(
             file, class_names, strict, images_root, allow_outside_root, verify_images, progress
         )
     finally:
         if gc_was_enabled:
             gc.enable()
+    for line in skipped:
+        ann.report.note("skipped_files", line)
+    return ann
 
 
 def _read_coco(
@@ -620,7 +699,15 @@ def _read_coco(
         images, "height", lambda i: f"{file}: images[{i}]: 'height' is not a whole number"
     )
     file_names = list(map(methodcaller("get", "file_name"), images))
-    root = os.path.realpath(images_root) if images_root is not None else str(file.parent)
+    if images_root is not None:
+        root = os.path.realpath(images_root)
+    else:
+        root = str(_layout_images_root(file, file_names))
+        if root != str(file.parent):
+            report.details.append(
+                f"{file}: images are read from {root} (found from the folder layout; "
+                "images_root= or --images-root chooses another)"
+            )
     root_sep = root.rstrip(os.sep) + os.sep
     # Fast path for plain relative names; only the unusual ones are looked at closely.
     paths = [root_sep + fn if type(fn) is str else "" for fn in file_names]
