@@ -348,13 +348,19 @@ def quote(value: object, limit: int = 200) -> str:
     return f"{text[: limit - 1]}... ({len(text)} characters)"
 
 
+#: Class-name files, one name per line, read by the same rules (in this order of preference):
+#: LabelImg / Roboflow ``classes.txt``, Darknet / CVAT ``obj.names``, ``classes.names``.
+CLASS_NAME_FILES = ("classes.txt", "obj.names", "classes.names")
+
+
 def read_classes_txt(file: Path) -> list[str]:
-    """Class names of a ``classes.txt`` (one per line, blank lines skipped).
+    """Class names of a ``classes.txt``, ``obj.names`` or ``classes.names`` (one per line,
+    surrounding spaces and blank lines skipped).
 
     Raises:
         DatasetError: the file is not UTF-8 text, or it lists a name twice.
     """
-    text = read_text_file(file, "classes.txt")
+    text = read_text_file(file, "class names file")
     names = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if len(set(names)) != len(names):
         dup = sorted(n for n, k in Counter(names).items() if k > 1)

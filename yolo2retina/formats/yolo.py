@@ -5,8 +5,12 @@ Layouts:
 * **Ultralytics**: a ``data.yaml`` with ``path``, ``train``/``val``/``test`` and
   ``names``; images under ``.../images/...`` and labels under the matching
   ``.../labels/...`` folder.
-* **Darknet / flat**: a folder of images with a ``.txt`` label file beside each and a
-  ``classes.txt`` with one class name per line.
+* **Darknet / CVAT YOLO 1.1**: an ``obj.data`` (``train``/``valid``/``names`` keys) with
+  ``obj.names``, image lists (``train.txt``) and ``obj_train_data/`` images with their
+  ``.txt`` labels beside them (:func:`load_obj_data`).
+* **Folders without an index file**: ``images/`` + ``labels/``, or a flat folder of
+  images with a ``.txt`` label file beside each; class names from ``classes.txt``,
+  ``obj.names`` or ``classes.names`` (read by the same rules).
 
 Rows are ``class cx cy w h`` (normalized to the EXIF-corrected image size) or
 segmentation polygons ``class x1 y1 ... xn yn`` (converted to their enclosing box).
@@ -28,6 +32,7 @@ from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
 from yolo2retina.formats._common import (
+    CLASS_NAME_FILES,
     as_splits,
     atomic_write_text,
     common_names,
@@ -52,6 +57,7 @@ __all__ = [
     "YoloFormat",
     "image_to_label_path",
     "load_data_yaml",
+    "load_obj_data",
     "read_yolo",
     "write_yolo",
 ]
@@ -103,6 +109,8 @@ class DataYaml:
         splits: split name -> list of image folders or ``.txt`` image lists.
         class_names: class names, index = class id.
         notes: how ``root`` was found when ``path`` did not exist as written.
+        darknet: parsed from a Darknet ``obj.data`` (list lines starting with ``data/``
+            are then also tried without it).
     """
 
     def __init__(
@@ -112,12 +120,121 @@ class DataYaml:
         splits: dict[str, list[Path]],
         class_names: list[str],
         notes: list[str],
+        darknet: bool = False,
     ) -> None:
         self.file = file
         self.root = root
         self.splits = splits
         self.class_names = class_names
         self.notes = notes
+        self.darknet = darknet
+
+
+#: Keys of a Darknet ``obj.data`` that name split lists, and the split each one is.
+_DARKNET_SPLITS = {"train": "train", "valid": "val", "test": "test"}
+
+
+def _darknet_path(folder: Path, text: str) -> tuple[Path, bool]:
+    """``text`` relative to ``folder``; a missing ``data/...`` is tried without ``data/``.
+
+    Darknet runs from its own folder, so CVAT and Darknet write ``data/train.txt`` and
+    ``data/obj_train_data/a.jpg`` for files that sit beside ``obj.data``. Returns the path
+    and whether the ``data/`` prefix was dropped.
+    """
+    p = _expanduser(text)
+    if p.is_absolute():
+        return _abs(p), False
+    q = folder / p
+    parts = Path(text).parts
+    if path_kind(q) == "missing" and len(parts) > 1 and parts[0] == "data":
+        alt = folder.joinpath(*parts[1:])
+        if path_kind(alt) != "missing":
+            return _abs(alt), True
+    return _abs(q), False
+
+
+def load_obj_data(file: str | os.PathLike[str]) -> DataYaml:
+    """Parse a Darknet / CVAT ``obj.data`` (``key = value`` lines, ``#`` comments).
+
+    ``train``, ``valid`` (split ``val``) and ``test`` name image lists or folders and
+    ``names`` a class-names file; each is relative to the file's folder, and a path that
+    starts with ``data/`` (Darknet's working folder) and does not exist is tried without
+    it. Without ``names``, a class-names file beside it (:data:`CLASS_NAME_FILES`) is used.
+    ``classes``, when given, must equal the number of names. Other keys (``backup``,
+    ``eval``) are ignored.
+
+    Raises:
+        DatasetError: naming ``file:line`` for a line that is not ``key = value``, a key
+            given twice, a ``classes`` that is not a whole number or disagrees with the names;
+            naming the file when it has no ``train`` or no names can be found.
+    """
+    f = Path(file)
+    text = read_text_file(f, "obj.data")
+    here = Path(os.path.realpath(f.parent))
+    values: dict[str, tuple[int, str]] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.split("#", 1)[0].strip()
+        if not s:
+            continue
+        key, eq, value = s.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not eq or not key:
+            raise DatasetError(f"{f}:{lineno}: expected 'key = value', got {quote(line.strip())}")
+        if key in values:
+            raise DatasetError(
+                f"{f}:{lineno}: '{key}' is given again (first on line {values[key][0]})"
+            )
+        values[key] = (lineno, value)
+    notes: list[str] = []
+    dropped: list[str] = []
+
+    def resolve(key: str) -> Path:
+        path, was_dropped = _darknet_path(here, values[key][1])
+        if was_dropped:
+            dropped.append(f"{key} = {values[key][1]}")
+        return path
+
+    if "names" in values:
+        names_file = resolve("names")
+        names = read_classes_txt(names_file)
+    else:
+        found = _read_classes_txt(here, here)
+        if found is None:
+            raise DatasetError(
+                f"{f}: no 'names' key and no class-names file ({', '.join(CLASS_NAME_FILES)}) "
+                "beside it"
+            )
+        names = found
+    if "classes" in values:
+        lineno, raw = values["classes"]
+        nc = _as_int(raw)
+        if nc is None:
+            raise DatasetError(f"{f}:{lineno}: classes {quote(raw)} is not a whole number")
+        if nc != len(names):
+            raise DatasetError(
+                f"{f}:{lineno}: classes = {nc} but the names file lists {len(names)} names"
+            )
+    splits = {
+        split: [resolve(key)]
+        for key, split in _DARKNET_SPLITS.items()
+        if values.get(key, (0, ""))[1]
+    }
+    if "train" not in splits:
+        raise DatasetError(f"{f}: no 'train' key (the list of training images)")
+    if dropped:
+        notes.append(
+            f"{f}: {', '.join(dropped)}: read beside obj.data without the leading 'data/' "
+            "(Darknet's working folder)"
+        )
+    return DataYaml(f, here, splits, names, notes, darknet=True)
+
+
+def _find_obj_data(folder: Path) -> Path | None:
+    """``obj.data``, or the one ``*.data`` file, directly in ``folder``."""
+    if path_kind(folder / "obj.data") == "file":
+        return folder / "obj.data"
+    found = [p for p in sorted(folder.glob("*.data")) if path_kind(p) == "file"]
+    return found[0] if len(found) == 1 else None
 
 
 def _parse_names(file: Path, raw: dict[str, Any]) -> list[str]:
@@ -350,12 +467,15 @@ def _list_images(folder: Path, problems: list[str]) -> list[Path]:
 _NOT_REGULAR = "not a regular file (a FIFO, device, socket, folder or broken link); not opened"
 
 
-def _images_from_list(list_file: Path, root: Path, problems: list[str]) -> list[Path]:
+def _images_from_list(
+    list_file: Path, root: Path, problems: list[str], *, darknet: bool = False
+) -> list[Path]:
     """Images named in a split list file, one path per line.
 
-    Relative lines are tried against the list's folder, then the dataset root. Lines
-    may point outside the dataset (Ultralytics and Darknet lists often hold absolute
-    paths), but only to regular files: anything else is a problem naming the line.
+    Relative lines are tried against the list's folder, then the dataset root (and, for a
+    Darknet ``obj.data``, without a leading ``data/``). Lines may point outside the
+    dataset (Ultralytics and Darknet lists often hold absolute paths), but only to
+    regular files: anything else is a problem naming the line.
     """
     try:
         text = read_text_file(list_file, "image list")
@@ -371,6 +491,8 @@ def _images_from_list(list_file: Path, root: Path, problems: list[str]) -> list[
         if not p.is_absolute():
             # Ultralytics: "./x.jpg" is relative to the list's folder; otherwise try root too.
             cand = [list_file.parent / p, root / p]
+            if darknet and len(p.parts) > 1 and p.parts[0] == "data":
+                cand.append(root.joinpath(*p.parts[1:]))
             p = next((c for c in cand if path_kind(c) != "missing"), cand[0])
         p = _abs(p)
         kind = path_kind(p)
@@ -380,6 +502,22 @@ def _images_from_list(list_file: Path, root: Path, problems: list[str]) -> list[
             continue
         out.append(p)
     return out
+
+
+def _is_image_list(file: Path) -> bool:
+    """Whether a ``.txt`` is a Darknet / CVAT image list (``train.txt``): its first line
+    names an image file rather than starting with a class id."""
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return False
+    first = next((ln.strip() for ln in head.splitlines() if ln.strip()), "")
+    return (
+        bool(first)
+        and _parse_float(first.split()[0]) is None
+        and os.path.splitext(first)[1].lower() in IMAGE_EXTENSIONS
+    )
 
 
 def _parse_float(tok: str) -> float | None:
@@ -534,11 +672,19 @@ def _parse_label_file(
 
 
 def _read_classes_txt(folder: Path, stop: Path) -> list[str] | None:
+    """Names from the nearest class-name file (:data:`CLASS_NAME_FILES`) in ``folder`` or a
+    parent up to ``stop``; two such files in one folder must agree."""
     d = folder
     while True:
-        f = d / "classes.txt"
-        if path_kind(f) == "file":
-            return read_classes_txt(f)
+        found = [d / n for n in CLASS_NAME_FILES if path_kind(d / n) == "file"]
+        if found:
+            names = read_classes_txt(found[0])
+            for other in found[1:]:
+                if read_classes_txt(other) != names:
+                    raise DatasetError(
+                        f"{found[0]} and {other} list different class names; keep one"
+                    )
+            return names
         if d == stop or d.parent == d:
             return None
         d = d.parent
@@ -572,9 +718,10 @@ def read_yolo(
     """Load a YOLO split into flat :class:`Annotations`.
 
     Args:
-        source: an Ultralytics ``data.yaml``; a folder that holds one (it is used, and
-            ``split=None`` then means ``train``); or a folder without one (Ultralytics
-            ``images/`` + ``labels/`` layout, or a flat Darknet folder with ``classes.txt``).
+        source: an Ultralytics ``data.yaml`` or a Darknet / CVAT ``obj.data``; a folder
+            that holds one (it is used, and ``split=None`` then means ``train``); or a
+            folder without one (``images/`` + ``labels/``, or a flat folder with labels
+            beside the images, and ``classes.txt``, ``obj.names`` or ``classes.names``).
         split: ``"train"``, ``"val"``, ``"test"`` (a key of the yaml or a split folder;
             ``valid`` and ``validation`` find ``val`` and the other way round). ``None``
             (the default, as for every reader): ``train`` when the source names splits
@@ -600,14 +747,18 @@ def read_yolo(
     src_kind = path_kind(src)
     yml = _find_yaml(src) if src_kind == "dir" else src if src_kind == "file" else None
     is_yaml = yml is not None and yml.suffix.lower() in (".yaml", ".yml")
-    if is_yaml and split is None:
-        split = "train"
+    if src_kind == "dir" and yml is None:
+        yml = _find_obj_data(src)
     names: list[str] | None = list(class_names) if class_names is not None else None
     image_files: list[Path] = []
     dy: DataYaml | None = None
     if yml is not None and is_yaml:
         dy = load_data_yaml(yml)
-        if split is not None and split not in dy.splits:  # "valid" finds the "val" key
+    elif yml is not None and yml.suffix.lower() == ".data":
+        dy = load_obj_data(yml)
+    if dy is not None:
+        split = "train" if split is None else split
+        if split not in dy.splits:  # "valid" finds the "val" key
             split = next((s for s in split_candidates(split) if s in dy.splits), split)
     report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
     if dy is not None:
@@ -615,14 +766,14 @@ def read_yolo(
         names = names or dy.class_names
         if split is None or split not in dy.splits:
             raise DatasetError(
-                f"{src}: no split '{split}'; the yaml defines {sorted(dy.splits) or 'none'}"
+                f"{src}: no split '{split}'; {dy.file.name} defines {sorted(dy.splits) or 'none'}"
             )
         kinds = {entry: path_kind(entry) for entry in dy.splits[split]}
         for entry, kind in kinds.items():
             if kind == "dir":
                 image_files += _list_images(entry, problems)
             elif kind == "file" and entry.suffix == ".txt":
-                image_files += _images_from_list(entry, dy.root, problems)
+                image_files += _images_from_list(entry, dy.root, problems, darknet=dy.darknet)
             elif kind == "file" and entry.suffix.lower() in IMAGE_EXTENSIONS:
                 image_files.append(entry)
             elif kind != "missing":
@@ -647,10 +798,11 @@ def read_yolo(
             names = _read_classes_txt(image_dirs[0], root)
             if names is None:
                 raise DatasetError(
-                    f"{src}: no data.yaml or classes.txt found; pass class_names=[...]"
+                    f"{src}: no data.yaml, obj.data or class-names file "
+                    f"({', '.join(CLASS_NAME_FILES)}) found; pass class_names=[...]"
                 )
     else:
-        raise DatasetError(f"{src}: not a data.yaml or a folder")
+        raise DatasetError(f"{src}: not a data.yaml, an obj.data or a folder")
     if names is None:
         raise DatasetError(f"{src}: no class names found; pass class_names=[...]")
     # Image paths and the label folders walked below are both absolute and normalized the
@@ -683,7 +835,12 @@ def read_yolo(
                 if fn.endswith(".cache"):
                     report.note("skipped_files", f"{lp}: Ultralytics cache file (ignored)")
                 elif fn.endswith(".txt") and fn != "classes.txt" and lp not in label_stems:
-                    problems.append(f"{lp}: label file has no image")
+                    if _is_image_list(lp):
+                        report.note(
+                            "skipped_files", f"{lp}: a list of image paths, not labels (ignored)"
+                        )
+                    else:
+                        problems.append(f"{lp}: label file has no image")
 
     builder = AnnotationsBuilder()
     for img in image_files:
@@ -734,6 +891,15 @@ def _has_label_txt(folder: Path) -> bool:
     return False
 
 
+def _index_file(path: Path) -> Path | None:
+    """The data.yaml or obj.data that describes ``path`` (the file itself, or in the folder)."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        return None
+    return _find_yaml(path) or _find_obj_data(path)
+
+
 class YoloFormat:
     """Ultralytics / Darknet YOLO adapter (reader: :func:`read_yolo`, writer: :func:`write_yolo`)."""
 
@@ -741,12 +907,15 @@ class YoloFormat:
     description = "Ultralytics / Darknet YOLO (data.yaml + images/ + labels/, or flat .txt folders)"
 
     def detect(self, path: Path) -> bool:
-        """A yaml file, or a folder with a yaml, ``labels/`` or ``.txt`` labels beside images."""
+        """A yaml or Darknet ``.data`` file, or a folder with one of those, ``labels/``, or
+        ``.txt`` labels beside images."""
         if path.is_file():
-            return path.suffix.lower() in (".yaml", ".yml")
+            return path.suffix.lower() in (".yaml", ".yml", ".data")
         if not path.is_dir():
             return False
         if _find_yaml(path) is not None or (path / "labels").is_dir():
+            return True
+        if _find_obj_data(path) is not None:
             return True
         if _has_label_txt(path):
             return True
@@ -757,10 +926,12 @@ class YoloFormat:
         )
 
     def splits(self, path: Path) -> tuple[str, ...]:
-        """Split keys of the data.yaml, or ``images/{split}`` / ``{split}/images`` folders."""
-        yml = path if path.is_file() else _find_yaml(path) if path.is_dir() else None
+        """Split keys of the data.yaml or obj.data, or ``images/{split}`` / ``{split}/images``
+        folders."""
+        yml = _index_file(path)
         if yml is not None:
-            return tuple(k for k in ("train", "val", "test") if k in load_data_yaml(yml).splits)
+            dy = load_obj_data(yml) if yml.suffix.lower() == ".data" else load_data_yaml(yml)
+            return tuple(k for k in ("train", "val", "test") if k in dy.splits)
         if not path.is_dir():
             return ()
         found = set()
@@ -782,7 +953,7 @@ class YoloFormat:
         if kwargs:
             raise TypeError(f"read_yolo() got unexpected options {sorted(kwargs)}")
         src = path
-        if path.is_dir() and (yml := _find_yaml(path)) is not None:
+        if path.is_dir() and (yml := _index_file(path)) is not None:
             src = yml
         if src.is_file() and split is None:
             split = "train"
