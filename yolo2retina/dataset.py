@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -33,7 +33,11 @@ class DetectionDataset(Dataset[Sample]):
     * ``target["boxes"]``: ``tv_tensors.BoundingBoxes`` ``(N, 4)`` XYXY, ``canvas_size=(H, W)``;
     * ``target["labels"]``: ``(N,) int64`` in ``0..K-1`` (``label_offset..K-1+label_offset``
       with a ``label_offset``);
-    * ``target["image_id"]``: ``int``, the index of the image in this dataset.
+    * ``target["image_id"]``: ``int``, the index of the image in this dataset, or with
+      ``image_id="source"`` the source's own id (the COCO ``images[].id``; ``0..N-1`` for
+      formats without ids), which torchvision's reference ``CocoEvaluator`` and
+      pycocotools' ``loadRes`` match against the ground-truth JSON;
+    * ``target["source_image_id"]``: ``int``, the source's id, always present.
 
     Any ``torchvision.transforms.v2`` pipeline can be passed as ``transforms``.
 
@@ -52,9 +56,12 @@ class DetectionDataset(Dataset[Sample]):
         include_ignored: keep crowd/difficult boxes in training targets (default: drop them).
         label_offset: added to every label in ``target["labels"]``: ``0`` (RetinaNet, FCOS)
             or ``1`` (models with a background class at 0).
+        image_id: what ``target["image_id"]`` holds: ``"index"`` (the default) or
+            ``"source"`` (the COCO id).
 
     Raises:
-        ConfigError: ``label_offset`` is not ``0`` or ``1``.
+        ConfigError: ``label_offset`` is not ``0`` or ``1``, or ``image_id`` is neither
+            ``"index"`` nor ``"source"``.
     """
 
     def __init__(
@@ -65,7 +72,10 @@ class DetectionDataset(Dataset[Sample]):
         max_size: int | None = None,
         include_ignored: bool = False,
         label_offset: int = 0,
+        image_id: Literal["index", "source"] = "index",
     ) -> None:
+        if image_id not in ("index", "source"):
+            raise ConfigError(f"image_id must be 'index' or 'source', got {image_id!r}")
         if type(label_offset) is not int or label_offset not in (0, 1):
             raise ConfigError(
                 f"label_offset must be 0 (RetinaNet, FCOS: labels 0..K-1) or 1 (Faster R-CNN, "
@@ -76,6 +86,7 @@ class DetectionDataset(Dataset[Sample]):
         self.max_size = max_size
         self.include_ignored = include_ignored
         self.label_offset = label_offset
+        self.image_id = image_id
 
     @classmethod
     def from_path(
@@ -89,12 +100,15 @@ class DetectionDataset(Dataset[Sample]):
         """Load any registered format (YOLO, VOC, COCO, plug-ins) from a path.
 
         ``class_names``, ``strict`` and format options (``images_root=``...) go to the
-        reader; ``max_size``, ``include_ignored`` and ``label_offset`` to the dataset.
+        reader; ``max_size``, ``include_ignored``, ``label_offset`` and ``image_id`` to the
+        dataset.
         """
         from yolo2retina.formats import load_annotations
 
         dataset_kw = {
-            k: kwargs.pop(k) for k in ("max_size", "include_ignored", "label_offset") if k in kwargs
+            k: kwargs.pop(k)
+            for k in ("max_size", "include_ignored", "label_offset", "image_id")
+            if k in kwargs
         }
         return cls(
             load_annotations(path, format=format, split=split, **kwargs), transforms, **dataset_kw
@@ -155,6 +169,7 @@ class DetectionDataset(Dataset[Sample]):
                 )
             boxes = boxes * np.array([dw / w, dh / h, dw / w, dh / h], dtype=np.float32)
         image = image_to_tensor(img)
+        source_id = int(self.annotations.image_ids[self.annotations._check(i)])
         out = {
             "boxes": tv_tensors.BoundingBoxes(
                 torch.from_numpy(np.ascontiguousarray(boxes, dtype=np.float32)),
@@ -162,7 +177,8 @@ class DetectionDataset(Dataset[Sample]):
                 canvas_size=(dh, dw),
             ),
             "labels": torch.from_numpy(target.labels + self.label_offset),
-            "image_id": int(i),
+            "image_id": int(i) if self.image_id == "index" else source_id,
+            "source_image_id": source_id,
         }
         if self.transforms is not None:
             return self.transforms(image, out)
@@ -189,6 +205,7 @@ class YoloDataset(DetectionDataset):
         max_size: decode images so their longer side is at most this.
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
+        image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
 
     Example:
         >>> ds = YoloDataset("data.yaml", split="val")  # doctest: +SKIP
@@ -205,6 +222,7 @@ class YoloDataset(DetectionDataset):
         strict: bool = False,
         max_size: int | None = None,
         label_offset: int = 0,
+        image_id: Literal["index", "source"] = "index",
     ) -> None:
         from yolo2retina.formats.yolo import read_yolo
 
@@ -213,6 +231,7 @@ class YoloDataset(DetectionDataset):
             transforms,
             max_size=max_size,
             label_offset=label_offset,
+            image_id=image_id,
         )
 
 
@@ -249,6 +268,7 @@ class VocDataset(DetectionDataset):
         include_ignored: keep difficult boxes in training targets.
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
+        image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
 
     Example:
         >>> ds = VocDataset("VOCdevkit/VOC2012", split="val")  # doctest: +SKIP
@@ -265,6 +285,7 @@ class VocDataset(DetectionDataset):
         max_size: int | None = None,
         include_ignored: bool = False,
         label_offset: int = 0,
+        image_id: Literal["index", "source"] = "index",
     ) -> None:
         from yolo2retina.formats.voc import read_voc
 
@@ -274,6 +295,7 @@ class VocDataset(DetectionDataset):
             max_size=max_size,
             include_ignored=include_ignored,
             label_offset=label_offset,
+            image_id=image_id,
         )
 
 
@@ -296,6 +318,7 @@ class CocoDataset(DetectionDataset):
         include_ignored: keep crowd boxes in training targets.
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
+        image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
 
     Example:
         >>> ds = CocoDataset("coco/annotations/instances_val2017.json",
@@ -314,6 +337,7 @@ class CocoDataset(DetectionDataset):
         max_size: int | None = None,
         include_ignored: bool = False,
         label_offset: int = 0,
+        image_id: Literal["index", "source"] = "index",
     ) -> None:
         from yolo2retina.formats.coco import read_coco
 
@@ -325,4 +349,5 @@ class CocoDataset(DetectionDataset):
             max_size=max_size,
             include_ignored=include_ignored,
             label_offset=label_offset,
+            image_id=image_id,
         )

@@ -261,6 +261,31 @@ def flag_losses(splits: Mapping[str, Annotations], kept: int, fmt: str, how: str
     return lost
 
 
+def id_losses(splits: Mapping[str, Annotations], fmt: str) -> list[str]:
+    """Lines naming the COCO category ids and image ids that a format without ids loses.
+
+    Category ids are lost when known (read back, the classes get ``1..K`` in a COCO file);
+    image ids when a split's ids are not ``0..N-1`` (read back, images are numbered so).
+    """
+    lost = []
+    cats = sorted({a.category_ids for a in splits.values() if a.category_ids is not None})
+    for c in cats:
+        if list(c) != list(range(1, len(c) + 1)):
+            lost.append(
+                f"COCO category ids {list(c)}: {fmt} names classes, so they read back as "
+                f"1..{len(c)} in COCO"
+            )
+    for s, ann in splits.items():
+        ids = ann.image_ids.tolist()
+        if ids != list(range(len(ids))):
+            shown = ", ".join(map(str, ids[:8])) + (", ..." if len(ids) > 8 else "")
+            lost.append(
+                f"{s}: {len(ids)} image ids ({shown}): {fmt} names images by file, so they "
+                f"read back as 0..{len(ids) - 1}"
+            )
+    return lost
+
+
 def is_image_file(name: str) -> bool:
     """Whether a file name has an image extension."""
     return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
@@ -347,6 +372,11 @@ def quote(value: object, limit: int = 200) -> str:
         return text
     return f"{text[: limit - 1]}... ({len(text)} characters)"
 
+
+#: The sidecar file beside a YOLO ``data.yaml`` that keeps COCO category ids and image ids,
+#: which YOLO label files cannot hold; ``read_yolo`` reads it back, Ultralytics ignores it,
+#: and the COCO reader never takes it for a COCO file.
+IDS_FILE = "yolo2retina_ids.json"
 
 #: Class-name files, one name per line, read by the same rules (in this order of preference):
 #: LabelImg / Roboflow ``classes.txt``, Darknet / CVAT ``obj.names``, ``classes.names``.

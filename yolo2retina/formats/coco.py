@@ -49,6 +49,7 @@ from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
 from yolo2retina.formats._common import (
+    IDS_FILE,
     as_splits,
     atomic_write_bytes,
     check_pixel_boxes,
@@ -130,7 +131,7 @@ def _as_list(file: Path, key: str, value: Any) -> list[Any]:
 
 
 def _json_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.json") if p.is_file())
+    return sorted(p for p in folder.glob("*.json") if p.is_file() and p.name != IDS_FILE)
 
 
 #: Prefixes of the COCO files that hold no object-detection boxes (``captions_train2017``,

@@ -52,6 +52,7 @@ from yolo2retina.formats._common import (
     common_names,
     flag_losses,
     fmt_number,
+    id_losses,
     is_image_file,
     path_kind,
     place_image,
@@ -616,7 +617,8 @@ def write_voc(
     """Write a VOC dataset: ``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/{split}.txt``.
 
     ``classes.txt`` at the root keeps the class order. ``difficult`` and ``truncated`` flags
-    are written; crowd flags cannot be (VOC has none) and are reported in ``lost``.
+    are written; crowd flags cannot be (VOC has none), nor COCO category ids and image ids
+    (VOC names classes and images): ``lost`` lists each of them.
 
     Args:
         annotations: one split (written as ``train``) or a mapping split name -> split.
@@ -643,7 +645,7 @@ def write_voc(
     report = WriteReport(str(out), "voc")
     report.lost = flag_losses(
         splits, FLAG_DIFFICULT | FLAG_TRUNCATED, "VOC", "boxes written without it"
-    )
+    ) + id_losses(splits, "VOC")
     total = sum(len(a) for a in splits.values())
     bar = tqdm(total=total, desc="write VOC", disable=not progress)
     for s, ann in splits.items():

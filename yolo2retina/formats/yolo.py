@@ -18,6 +18,7 @@ segmentation polygons ``class x1 y1 ... xn yn`` (converted to their enclosing bo
 
 from __future__ import annotations
 
+import json
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -33,6 +34,7 @@ from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
 from yolo2retina.formats._common import (
     CLASS_NAME_FILES,
+    IDS_FILE,
     as_splits,
     atomic_write_text,
     common_names,
@@ -53,6 +55,7 @@ from yolo2retina.image import IMAGE_EXTENSIONS, read_image_hw
 
 __all__ = [
     "ADAPTER",
+    "IDS_FILE",
     "DataYaml",
     "YoloFormat",
     "image_to_label_path",
@@ -842,6 +845,26 @@ def read_yolo(
                     else:
                         problems.append(f"{lp}: label file has no image")
 
+    category_ids: list[int] | None = None
+    id_of: dict[str, int] | None = None
+    ids_base = Path(os.path.realpath(dy.file.parent)) if dy is not None else None
+    if dy is not None and not dy.darknet and ids_base is not None:
+        sidecar = ids_base / IDS_FILE
+        if path_kind(sidecar) != "missing":
+            category_ids, id_of = _read_ids_sidecar(sidecar, len(dy.class_names))
+            if class_names is not None and list(class_names) != dy.class_names:
+                category_ids = None  # the classes were reordered: the ids no longer match
+    image_ids: dict[Path, int] = {}
+    if id_of is not None and ids_base is not None:
+        rel = {img: Path(os.path.relpath(img, ids_base)).as_posix() for img in image_files}
+        found = {img: id_of[r] for img, r in rel.items() if r in id_of}
+        if len(found) == len(rel) and len(set(found.values())) == len(found):
+            image_ids = found
+        else:
+            report.details.append(
+                f"{ids_base / IDS_FILE}: image ids not used for this split: "
+                f"{len(rel) - len(found)} of its {len(rel)} images are not listed, or ids repeat"
+            )
     builder = AnnotationsBuilder()
     for img in image_files:
         if img in shared:
@@ -861,10 +884,10 @@ def read_yolo(
         else:
             report.note("missing_label_files", f"{label}: missing (image kept as background)")
             xyxy, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-        builder.add(img, (h, w), xyxy, labels)
+        builder.add(img, (h, w), xyxy, labels, image_id=image_ids.get(img))
     if problems:
         raise DatasetError(f"cannot load YOLO dataset {src}", problems)
-    return builder.build(names, report)
+    return builder.build(names, report, category_ids=category_ids)
 
 
 # -- writer and registry adapter ---------------------------------------------------------
@@ -1017,6 +1040,63 @@ def _refuse_shared_labels(
         )
 
 
+def _ids_sidecar(
+    splits: Mapping[str, Annotations], file_names: Mapping[str, list[str]]
+) -> dict[str, Any] | None:
+    """The ids document for :data:`IDS_FILE`, or ``None`` when there is nothing to keep
+    (no category ids, and image ids ``0..N-1`` in every split)."""
+    cats = {a.category_ids for a in splits.values()}
+    category_ids = next(iter(cats)) if len(cats) == 1 else None
+    images: dict[str, int] = {}
+    keep_images = False
+    for s, ann in splits.items():
+        ids = ann.image_ids.tolist()
+        keep_images |= ids != list(range(len(ann)))
+        for fn, i in zip(file_names[s], ids, strict=True):
+            images[f"images/{s}/{fn}"] = int(i)
+    if category_ids is None and not keep_images:
+        return None
+    return {
+        "about": "COCO ids that YOLO labels cannot hold, kept by yolo2retina (read_yolo "
+        "reads them back); Ultralytics ignores this file",
+        "category_ids": None if category_ids is None else list(category_ids),
+        "image_ids": images if keep_images else None,
+    }
+
+
+def _read_ids_sidecar(
+    file: Path, num_classes: int
+) -> tuple[list[int] | None, dict[str, int] | None]:
+    """``(category_ids, {relative image path: id})`` of an :data:`IDS_FILE`.
+
+    Raises:
+        DatasetError: naming the file: not JSON, or ids that are not integers, not unique,
+            or a category id count that differs from the class names.
+    """
+    try:
+        doc = json.loads(read_text_file(file, IDS_FILE))
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{file}:{e.lineno}:{e.colno}: invalid JSON: {e.msg}") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(f"{file}: expected a JSON object with category_ids and image_ids")
+    cats, imgs = doc.get("category_ids"), doc.get("image_ids")
+
+    def ints(values: list[Any]) -> bool:
+        return all(type(v) is int for v in values) and len(set(values)) == len(values)
+
+    if cats is not None and not (
+        isinstance(cats, list) and ints(cats) and len(cats) == num_classes
+    ):
+        raise DatasetError(
+            f"{file}: category_ids must be {num_classes} unique integers (one per class name)"
+        )
+    if imgs is not None and not (
+        isinstance(imgs, dict) and all(type(v) is int for v in imgs.values())
+    ):
+        raise DatasetError(f"{file}: image_ids must map image paths to integers")
+    return cats, imgs
+
+
 def write_yolo(
     annotations: Annotations | Mapping[str, Annotations],
     dst: str | os.PathLike[str],
@@ -1033,8 +1113,10 @@ def write_yolo(
     under the ``val`` key. Two images of one split whose names differ only in the
     extension (``a.jpg``, ``a.png``) would share a label file: that is an error, raised
     before anything is written. YOLO cannot hold crowd/difficult/truncated flags
-    (those boxes are written as ordinary boxes), COCO category ids or image ids: the
-    returned report's ``lost`` says which were dropped.
+    (those boxes are written as ordinary boxes): the returned report's ``lost`` says which
+    were dropped. COCO category ids and image ids are kept in :data:`IDS_FILE` beside the
+    yaml (written only when there are ids to keep), which :func:`read_yolo` reads back, so
+    COCO -> YOLO -> COCO keeps them.
 
     Args:
         annotations: one split (written as ``train``) or a mapping split name -> split.
@@ -1058,9 +1140,11 @@ def write_yolo(
     refuse_existing(plan, overwrite, out)
     report = WriteReport(str(out), "yolo")
     report.lost = flag_losses(splits, 0, "YOLO", "those boxes are written as ordinary boxes")
-    cat = {a.category_ids for a in splits.values()} - {None}
-    if cat and cat != {tuple(range(len(names)))}:
-        report.lost.append("COCO category ids (YOLO keeps only the class order)")
+    ids_doc = _ids_sidecar(splits, file_names)
+    if len({a.category_ids for a in splits.values()}) > 1:
+        report.lost.append("COCO category ids: the splits disagree, so none are kept")
+    if ids_doc is not None:
+        refuse_existing([out / IDS_FILE], overwrite, out)
     bar = tqdm(total=sum(len(a) for a in splits.values()), desc="write YOLO", disable=not progress)
     for s, ann in splits.items():
         for i, fn in enumerate(file_names[s]):
@@ -1074,6 +1158,9 @@ def write_yolo(
         report.images += len(ann)
         report.boxes += ann.num_boxes
     bar.close()
+    if ids_doc is not None:
+        atomic_write_text(out / IDS_FILE, json.dumps(ids_doc, indent=1) + "\n")
+        report.files.append(str(out / IDS_FILE))
     doc: dict[str, Any] = {keys[s]: f"images/{s}" for s in splits}
     doc["nc"] = len(names)
     doc["names"] = list(names)
