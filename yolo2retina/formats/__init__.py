@@ -173,3 +173,4 @@ def _retarget(report: WriteReport, tmp: Path, dst: Path) -> None:
     report.destination = fix(report.destination)
     report.files = [fix(f) for f in report.files]
     report.lost = [line.replace(old, new) for line in report.lost]
+    report.remarks = [line.replace(old, new) for line in report.remarks]

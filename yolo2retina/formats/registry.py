@@ -58,6 +58,8 @@ class WriteReport:
         files: every annotation file written.
         lost: one line per kind of information the format cannot hold
             (e.g. ``"3 crowd flags (YOLO has no crowd marker; written as ordinary boxes)"``).
+        remarks: what else the writer decided, for the user to know (e.g. a single split
+            also listed as ``val``).
     """
 
     destination: str
@@ -66,6 +68,7 @@ class WriteReport:
     boxes: int = 0
     files: list[str] = attrs.field(factory=list)
     lost: list[str] = attrs.field(factory=list)
+    remarks: list[str] = attrs.field(factory=list)
 
     def __str__(self) -> str:
         lines = [
@@ -73,6 +76,7 @@ class WriteReport:
             f"{self.images} images, {self.boxes} boxes, {len(self.files)} annotation files"
         ]
         lines += [f"  lost: {line}" for line in self.lost]
+        lines += [f"  note: {line}" for line in self.remarks]
         return "\n".join(lines)
 
 

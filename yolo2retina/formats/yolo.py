@@ -1162,9 +1162,26 @@ def write_yolo(
         atomic_write_text(out / IDS_FILE, json.dumps(ids_doc, indent=1) + "\n")
         report.files.append(str(out / IDS_FILE))
     doc: dict[str, Any] = {keys[s]: f"images/{s}" for s in splits}
+    header = ""
+    missing = [k for k in ("train", "val") if k not in doc]
+    if missing and doc:
+        only = next(iter(doc.values()))
+        doc = {"train": doc.get("train", only), "val": doc.get("val", only), **doc}
+        which = ", ".join(sorted(splits))
+        note = (
+            f"the source has no {' and no '.join(repr(k) for k in missing)} split, so "
+            f"data.yaml lists {only} as {' and '.join(missing)} too (Ultralytics needs both "
+            "keys); make a real validation split with 'yolo2retina split'"
+        )
+        report.remarks.append(note)
+        header = (
+            f"# Written by yolo2retina from a source with only the split(s) {which}:\n# {note}.\n"
+        )
     doc["nc"] = len(names)
     doc["names"] = list(names)
-    atomic_write_text(out / "data.yaml", yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    atomic_write_text(
+        out / "data.yaml", header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
+    )
     report.files.append(str(out / "data.yaml"))
     return report
 
