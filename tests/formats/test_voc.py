@@ -658,3 +658,25 @@ def test_one_image_is_described_once(tmp_path: Path) -> None:
     xml.write_text(xml.read_text().replace("<filename>b.jpg<", "<filename>a.jpg<"))
     with pytest.raises(DatasetError, match=r"b\.xml: describes image .*a\.jpg, as .*a\.xml does"):
         read_voc(root)
+
+
+def test_clip_and_drop_messages_quote_the_files_own_values(tmp_path: Path) -> None:
+    """Roboflow's xmax=641 on a 640-px image is reported as 641 (and xmin=0 as 0), the values
+    in the file, not the shifted 0-based ones (issue 13 item 7)."""
+    write_image(tmp_path / "a.jpg", (640, 48))
+    (tmp_path / "a.xml").write_text(
+        voc_xml(
+            "a.jpg",
+            (640, 48),
+            [{"name": "x", "box": (5, 2, 641, 10)}, {"name": "x", "box": (0, 3, 9, 12)}],
+        )
+    )
+    ann = read_voc(tmp_path)
+    assert ann.report.clipped == 2
+    assert "box [5.0, 2.0, 641.0, 10.0] slightly outside the 640x48 image" in ann.report.details[0]
+    assert "box [0.0, 3.0, 9.0, 12.0] slightly outside" in ann.report.details[1]
+    (tmp_path / "a.xml").write_text(
+        voc_xml("a.jpg", (640, 48), [{"name": "x", "box": (5, 2, 700, 10)}])
+    )
+    with pytest.raises(DatasetError, match=r"box \[5\.0, 2\.0, 700\.0, 10\.0\] lies more"):
+        read_voc(tmp_path)

@@ -46,6 +46,7 @@ def check_pixel_boxes(
     strict: bool,
     report: LoadReport,
     problems: list[str],
+    file_offset: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
 ) -> npt.NDArray[np.bool_]:
     """Validate pixel XYXY boxes in place; returns the mask of boxes to keep.
 
@@ -57,6 +58,8 @@ def check_pixel_boxes(
         xyxy: ``(n, 4) float64`` boxes, clipped in place.
         images_wh: the image ``(width, height)``, or ``(n, 2)`` one per box.
         where: box index -> location text (``file: object 3``) for messages.
+        file_offset: added to the coordinates that messages print, so that they read as in
+            the file (VOC: ``(1, 1, 0, 0)``, undoing its 1-based shift).
     """
     n = xyxy.shape[0]
     keep = np.ones(n, dtype=bool)
@@ -75,8 +78,9 @@ def check_pixel_boxes(
             | (xyxy[:, 3] > h + tol)
         )
         out = (xyxy[:, 0] < 0) | (xyxy[:, 1] < 0) | (xyxy[:, 2] > w) | (xyxy[:, 3] > h)
+    shift = np.asarray(file_offset, dtype=np.float64)
     for i in np.flatnonzero(~finite | inverted | far | out).tolist():
-        b = [round(float(v), 4) for v in xyxy[i]]
+        b = [round(float(v), 4) for v in xyxy[i] + shift]
         size = f"{int(w[i])}x{int(h[i])}"
         if not finite[i]:
             problems.append(f"{where(i)}: non-finite box coordinates {b}")
@@ -101,7 +105,7 @@ def check_pixel_boxes(
     with np.errstate(invalid="ignore"):
         zero = keep & (box_ops.area(xyxy) <= 0)
     for i in np.flatnonzero(zero).tolist():
-        msg = f"{where(i)}: zero-area box {[round(float(v), 4) for v in xyxy[i]]}"
+        msg = f"{where(i)}: zero-area box {[round(float(v), 4) for v in xyxy[i] + shift]}"
         if strict:
             problems.append(msg)
         else:

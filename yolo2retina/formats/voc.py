@@ -560,6 +560,7 @@ def read_voc(
                 strict=strict,
                 report=report,
                 problems=problems,
+                file_offset=(1.0, 1.0, 0.0, 0.0),  # messages show the file's own values
             )
             builder.add(img, (h, w), xyxy[keep], labels[keep], flags[keep])
         else:
