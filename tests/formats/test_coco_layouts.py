@@ -105,6 +105,9 @@ def test_mmdetection_variants(tmp_path: Path) -> None:
     ann = load_annotations(root2, split="val")
     assert Path(str(ann.paths[0])) == (root2 / "val2017" / "c.jpg").resolve()
     assert len(load_annotations(root2)) == 1  # split=None: the folder's only split
+    for r in (root, root2):  # check and stats need no flag
+        assert main(["check", str(r), "--no-progress"]) == 0
+        assert main(["stats", str(r), "--no-histogram"]) == 0
 
 
 def test_several_split_files_in_one_folder(tmp_path: Path) -> None:

@@ -94,6 +94,8 @@ def test_images_labels_folders_with_a_names_file(tmp_path: Path, names_file: str
     (tmp_path / names_file).write_text("cat\n  dog \n\n")
     ds = YoloDataset(tmp_path)
     assert ds.class_names == ("cat", "dog") and len(ds) == 2
+    assert main(["check", str(tmp_path)]) == 0  # no --format, no class names
+    assert main(["stats", str(tmp_path), "--no-histogram"]) == 0
 
 
 def test_two_names_files_that_disagree_are_an_error(tmp_path: Path) -> None:
@@ -119,6 +121,7 @@ def test_flat_darknet_folder_with_an_image_list(tmp_path: Path) -> None:
     ann = read_yolo(tmp_path)
     assert len(ann) == 2 and ann.report.skipped_files == 1
     assert "a list of image paths" in ann.report.details[0]
+    assert main(["check", str(tmp_path)]) == 0
     (tmp_path / "stray.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     with pytest.raises(DatasetError, match=r"stray\.txt: label file has no image"):
         read_yolo(tmp_path)
