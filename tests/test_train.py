@@ -836,3 +836,29 @@ def test_cli_resume_of_a_run_from_before_augment_uses_light(
     assert main([*argv, "--epochs", "4", "--augment", "none"]) == 0
     assert "predates" not in capsys.readouterr().out
     assert load_checkpoint(run / "last.pt")["config"]["augment"] == "none"
+
+
+def test_cli_train_reads_coco_images_from_images_root(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train --images-root`` (issue 13): COCO files kept apart from their images train, with
+    relative paths, and the reader option is kept in the checkpoint for resume."""
+    from yolo2retina.formats import load_splits, write_annotations
+
+    write_annotations(load_splits(board), tmp_path / "coco", "coco")
+    (tmp_path / "ann").mkdir()
+    for split in ("train", "val"):
+        d = json.loads(next((tmp_path / "coco" / split).glob("*.json")).read_text())
+        for im in d["images"]:
+            im["file_name"] = f"{split}/{im['file_name']}"
+        (tmp_path / "ann" / f"{split}.json").write_text(json.dumps(d))
+        next((tmp_path / "coco" / split).glob("*.json")).unlink()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", "ann", *TINY, "--out", "run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "not found" in err, err
+    argv = ["train", "--data", "ann", "--images-root", "coco", *TINY, "--out", "run"]
+    assert main(argv) == 0
+    meta = load_checkpoint(tmp_path / "run" / "last.pt")["meta"]
+    assert meta["reader_options"] == {"images_root": "coco"}
+    assert main(["train", "--images-root", "coco", *TINY, "--out", "run2"]) == 2  # no --data

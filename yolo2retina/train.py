@@ -1392,6 +1392,7 @@ def prepare_training(
     weights: str | None = None,
     weights_backbone: str | None = None,
     anchors: Literal["auto", "default"] = "auto",
+    reader_options: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> TrainingSetup:
     """Load a dataset and build the augmentation and the RetinaNet that :func:`run_training` trains.
@@ -1408,8 +1409,10 @@ def prepare_training(
     from yolo2retina.model import build_args, build_retinanet
 
     resume_state = load_checkpoint(config.resume) if config.resume is not None else None
+    options = dict(reader_options or {})
     if data is None and resume_state is not None:
         data = resume_state.get("meta", {}).get("data")
+        options = dict(resume_state.get("meta", {}).get("reader_options", {})) | options
     check_out_dir(
         config.out_dir,
         overwrite=config.overwrite,
@@ -1426,8 +1429,10 @@ def prepare_training(
         data = synthetic_sticky_board(data_root, **DEMO_DATA)
     data_path = Path(data)
 
-    train_ds = DetectionDataset.from_path(data_path, format=format, split="train", transforms=aug)
-    val_ds, why = _load_split(data_path, format, ["val", "valid"])
+    train_ds = DetectionDataset.from_path(
+        data_path, format=format, split="train", transforms=aug, **options
+    )
+    val_ds, why = _load_split(data_path, format, ["val", "valid"], **options)
     log(f"train: {train_ds!r}")
     log(f"val:   {val_ds!r}" if val_ds is not None else f"val:   none, training without ({why})")
     if resume_state is not None:
@@ -1460,7 +1465,11 @@ def prepare_training(
         val=val_ds,
         augmentation=aug,
         model_args=build_args(model),
-        meta={"data": os.fspath(data_path.resolve()), "format": format},
+        meta={
+            "data": os.fspath(data_path.resolve()),
+            "format": format,
+            "reader_options": {k: os.fspath(v) for k, v in options.items()},
+        },
     )
 
 
@@ -1474,6 +1483,7 @@ def run_training(
     weights: str | None = None,
     weights_backbone: str | None = None,
     anchors: Literal["auto", "default"] = "auto",
+    reader_options: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
     """Load a dataset, build a RetinaNet for it and :func:`fit` it.
@@ -1501,6 +1511,8 @@ def run_training(
         weights_backbone: ``None``, ``"DEFAULT"`` (downloads ImageNet weights) or a path.
         anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
             printed), ``"default"`` keeps torchvision's 32-512 px anchors.
+        reader_options: keywords for the format reader, e.g. ``{"images_root": ...}`` for a
+            COCO file whose images lie elsewhere (kept in the checkpoint for ``resume``).
         log: where progress lines go.
 
     Raises:
@@ -1517,6 +1529,7 @@ def run_training(
         weights=weights,
         weights_backbone=weights_backbone,
         anchors=anchors,
+        reader_options=reader_options,
         log=log,
     )
     return fit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 NAME = "train"
@@ -16,6 +17,7 @@ HELP = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
     from yolo2retina.augment import POLICIES
+    from yolo2retina.commands import add_images_root
     from yolo2retina.losses import LOSS_NORMS
     from yolo2retina.model import BACKBONES
 
@@ -26,6 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: generate the synthetic sticky board demo into OUT/data)",
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
+    add_images_root(p)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12; demo: 6)")
     p.add_argument(
         "--batch-size",
@@ -223,10 +226,22 @@ def run(args: argparse.Namespace) -> int:
     if scratch:
         recipe = DEMO_CONFIG if demo else SCRATCH_CONFIG
         print(_recipe_line(config, recipe, args.weights_backbone, demo=demo))
+    options: dict[str, Any] = {}
+    if args.images_root is not None:
+        from yolo2retina.commands import dataset_format, reader_options
+
+        if args.data is None:
+            print(
+                "error: --images-root needs --data (see 'yolo2retina train --help')",
+                file=sys.stderr,
+            )
+            return 2
+        options = reader_options(args, dataset_format(args.data, args.format))
     result = run_training(
         args.data,
         config,
         format=args.format,
+        reader_options=options,
         weights=args.weights,
         weights_backbone=args.weights_backbone,
         anchors=args.anchors,
