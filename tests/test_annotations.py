@@ -48,6 +48,24 @@ def test_subset_keeps_boxes_with_their_images() -> None:
     assert s.num_boxes == 3 and len(a.subset([])) == 0
 
 
+def test_annotation_ids_are_optional_read_only_and_follow_subset() -> None:
+    """Per-box annotation ids: None from the builder; when given, copied, read-only, checked
+    against the box count and carried by subset with their boxes."""
+    import attrs
+
+    a = _three_images().build(["p", "q"])
+    assert a.annotation_ids is None and a.subset([2, 0]).annotation_ids is None
+    src = np.array([10, 0, 12])
+    b = attrs.evolve(a, annotation_ids=src)
+    src[0] = 99  # the caller's array is copied
+    assert b.annotation_ids is not None and b.annotation_ids.dtype == np.int64
+    assert b.annotation_ids.tolist() == [10, 0, 12] and not b.annotation_ids.flags.writeable
+    s = b.subset([2, 1, 0])
+    assert s.annotation_ids is not None and s.annotation_ids.tolist() == [12, 10, 0]
+    with pytest.raises(DatasetError, match="inconsistent"):
+        attrs.evolve(a, annotation_ids=[1, 2])
+
+
 def test_index_errors_and_inconsistent_labels() -> None:
     """Out-of-range indices raise IndexError; labels beyond the class list are refused."""
     a = _three_images().build(["p", "q"])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -30,9 +31,19 @@ COCOeval = pytest.importorskip("pycocotools.cocoeval").COCOeval
 # -- a pycocotools reference ----------------------------------------------------------------------
 
 
-def gt_json(ann: Annotations, category_ids: list[int] | None = None) -> dict[str, Any]:
-    """A minimal COCO ground-truth dict of ``ann``: crowd and difficult become ``iscrowd``."""
+def gt_json(
+    ann: Annotations, category_ids: list[int] | None = None, *, original_ids: bool = False
+) -> dict[str, Any]:
+    """A minimal COCO ground-truth dict of ``ann``: crowd and difficult become ``iscrowd``.
+
+    Annotation ids are ``1..M``, or ``ann.annotation_ids`` with ``original_ids``.
+    """
     cats = category_ids or list(range(1, ann.num_classes + 1))
+    if original_ids:
+        assert ann.annotation_ids is not None
+        ids = [int(v) for v in ann.annotation_ids]
+    else:
+        ids = list(range(1, ann.num_boxes + 1))
     xywh = (ann.boxes[:, 2:] - ann.boxes[:, :2]).astype(np.float64)
     records = []
     owners = ann.image_index()
@@ -41,7 +52,7 @@ def gt_json(ann: Annotations, category_ids: list[int] | None = None) -> dict[str
         w, h = (float(v) for v in ann.boxes[k, 2:].astype(np.float64) - ann.boxes[k, :2])
         records.append(
             {
-                "id": k + 1,  # pycocotools treats a gt id 0 as "unmatched": start at 1
+                "id": ids[k],  # pycocotools treats a gt id 0 as "unmatched"
                 "image_id": int(ann.image_ids[owners[k]]),
                 "category_id": cats[int(ann.labels[k])],
                 "bbox": [x, y, w, h],
@@ -334,6 +345,112 @@ def test_blood_cells_parity(blood_coco: Path, split: str) -> None:
     # pycocotools orders classes by category id; so does the COCO reader here.
     assert_same(m, e, np.argsort(np.argsort(cats)))
     assert m.per_class[0].ap == -1.0  # the declared, unused category id 0
+
+
+def test_blood_cells_pycocotools_compat_reproduces_the_id_0_scoring(blood_coco: Path) -> None:
+    """With the file's own annotation ids (starting at 0) compat mode equals pycocotools."""
+    from yolo2retina.formats import load_annotations
+
+    ann = load_annotations(blood_coco, format="coco", split="valid")
+    assert ann.annotation_ids is not None
+    assert (ann.annotation_ids == 0).any()  # the Roboflow export numbers from 0
+    preds = jitter(ann, seed=3)
+    assert ann.category_ids is not None
+    cats = list(ann.category_ids)
+    res = [{**r, "category_id": cats[r["category_id"] - 1]} for r in results_json(ann, preds)]
+    order = np.argsort(np.argsort(cats))
+    original = pycoco_eval(gt_json(ann, cats, original_ids=True), res)
+    renumbered = pycoco_eval(gt_json(ann, cats), res)
+    compat = coco_map(ann, preds, pycocotools_compat=True)
+    default = coco_map(ann, preds)
+    assert_same(compat, original, order)
+    assert_same(default, renumbered, order)
+    assert compat.map < default.map - 0.01  # the id-0 boxes really cost pycocotools AP
+    # Without annotation ids (another format) compat mode changes nothing.
+    no_ids = attrs.evolve(ann, annotation_ids=None)
+    assert_same(coco_map(no_ids, preds, pycocotools_compat=True), renumbered, order)
+
+
+def jitter(ann: Annotations, seed: int) -> list[Target]:
+    """Every gt box (crowd excluded), moved by up to 5% of its size, with random scores."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in ann.targets():
+        boxes = t.boxes.astype(np.float64)
+        size = np.repeat(boxes[:, 2:] - boxes[:, :2], 2, axis=0).reshape(-1, 4)
+        boxes = boxes + rng.uniform(-0.05, 0.05, boxes.shape) * size
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 0.5)
+        out.append(Target(boxes, t.labels, np.round(rng.random(len(t)), 3)))
+    return out
+
+
+def build_with_ids(
+    rows: list[tuple[list[list[float]], list[int], list[int]]], ids: list[int]
+) -> Annotations:
+    """Like :func:`build`, with the given annotation ids (one per box, in order)."""
+    return attrs.evolve(build(rows), annotation_ids=np.array(ids, np.int64))
+
+
+def test_compat_scores_a_match_to_gt_id_0_as_a_false_positive_and_consumes_the_gt() -> None:
+    """Two detections on the id-0 box: neither is a true positive, and the second finds it taken."""
+    ann = build_with_ids(
+        [([[0, 0, 40, 40], [50, 50, 90, 90]], [0, 0], [0, 0])],
+        [0, 1],
+    )
+    preds = [pred([[0, 0, 40, 40], [1, 1, 40, 40], [50, 50, 90, 90]], [0, 0, 0], [0.9, 0.8, 0.7])]
+    default = coco_map(ann, preds)
+    compat = coco_map(ann, preds, pycocotools_compat=True)
+    # default: 0.9 TP, 0.8 FP (the box is taken), 0.7 TP
+    assert default.map50 == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-6)
+    e = pycoco_eval(gt_json(ann, original_ids=True), results_json(ann, preds))
+    assert_same(compat, e)
+    # pycocotools: det 0.9 takes id 0 (FP), 0.8 finds it taken (FP), 0.7 matches id 1 (TP):
+    # recall 1/2 at precision 1/3.
+    assert compat.mar_100 == pytest.approx(0.5)
+    assert compat.map50 == pytest.approx(51 / 101 / 3, abs=1e-6)
+    # No box with id 0: compat equals the default.
+    renum = attrs.evolve(ann, annotation_ids=np.array([5, 1], np.int64))
+    assert_same(
+        coco_map(renum, preds, pycocotools_compat=True),
+        pycoco_eval(gt_json(ann), results_json(ann, preds)),
+    )
+
+
+@pytest.mark.parametrize("ids", [[0, 7, 3, 5], [2, 7, 3, 0], [2, 7, 0, 5]])
+def test_compat_id_0_crowd_and_area_range_ignores_match_pycocotools(ids: list[int]) -> None:
+    """Id 0 on a crowd box (stays an ignore region), on a small box matched by a medium
+    detection (ignored in the small range, as COCOeval's dtm == 0 makes it), on a plain box.
+
+    Ids are unique, as in a real file (pycocotools keys annotations by id).
+    """
+    ann = build_with_ids(
+        [
+            ([[0, 0, 40, 40], [50, 50, 60, 60]], [0, 1], [FLAG_CROWD, 0]),
+            ([[0, 0, 20, 20], [30, 30, 61, 62]], [1, 1], [0, 0]),
+        ],
+        ids,
+    )
+    preds = [
+        pred([[0, 0, 20, 20], [50, 50, 60, 61]], [0, 1], [0.9, 0.6]),
+        pred([[30, 30, 62, 63], [0, 0, 20, 21], [60, 0, 70, 9]], [1, 1, 1], [0.95, 0.5, 0.4]),
+    ]
+    e = pycoco_eval(gt_json(ann, original_ids=True), results_json(ann, preds))
+    assert_same(coco_map(ann, preds, pycocotools_compat=True), e)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(eval_cases(), st.randoms(use_true_random=False))
+def test_compat_matches_pycocotools_with_id_0_on_generated_cases(
+    case: tuple[Annotations, list[Target]], rnd: Any
+) -> None:
+    """Generated cases with one gt box renumbered to id 0: compat equals pycocotools."""
+    ann, preds = case
+    ids = list(range(1, ann.num_boxes + 1))
+    if ids:
+        ids[rnd.randrange(len(ids))] = 0
+    ann = attrs.evolve(ann, annotation_ids=np.array(ids, np.int64))
+    e = pycoco_eval(gt_json(ann, original_ids=True), results_json(ann, preds))
+    assert_same(coco_map(ann, preds, pycocotools_compat=True), e)
 
 
 def test_results_json_for_varroa_loads_and_scores_the_same(

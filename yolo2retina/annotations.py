@@ -93,6 +93,14 @@ def _ro(a: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     return a
 
 
+def _ro_ids(a: npt.ArrayLike | None) -> npt.NDArray[np.int64] | None:
+    if a is None:
+        return None
+    out = np.array(a, dtype=np.int64, copy=True).reshape(-1)
+    out.flags.writeable = False
+    return out
+
+
 def _names(value: Sequence[str]) -> tuple[str, ...]:
     return tuple(str(v) for v in value)
 
@@ -113,6 +121,8 @@ class Annotations:
         class_names: the K class names, index = label.
         image_ids: ``(N,) int64`` ids from the source (COCO ids) or ``0..N-1``.
         category_ids: original category id per label (COCO), or ``None``.
+        annotation_ids: ``(M,) int64`` original annotation id per box (COCO ``id``), or
+            ``None`` for formats without annotation ids.
         report: the :class:`LoadReport` of the reader.
     """
 
@@ -125,6 +135,7 @@ class Annotations:
     class_names: tuple[str, ...] = attrs.field(converter=_names)
     image_ids: npt.NDArray[np.int64] = attrs.field(converter=_ro)
     category_ids: tuple[int, ...] | None = None
+    annotation_ids: npt.NDArray[np.int64] | None = attrs.field(default=None, converter=_ro_ids)
     report: LoadReport = attrs.field(factory=LoadReport)
 
     def __attrs_post_init__(self) -> None:
@@ -136,6 +147,7 @@ class Annotations:
             and self.labels.shape == (m,)
             and self.flags.shape == (m,)
             and self.image_ids.shape == (n,)
+            and (self.annotation_ids is None or self.annotation_ids.shape == (m,))
             and (n == 0 or (int(self.offsets[0]) == 0 and int(self.offsets[-1]) == m))
         )
         if not ok:
@@ -219,6 +231,7 @@ class Annotations:
             labels=self.labels[box_idx],
             flags=self.flags[box_idx],
             image_ids=self.image_ids[idx],
+            annotation_ids=None if self.annotation_ids is None else self.annotation_ids[box_idx],
         )
 
 

@@ -22,6 +22,10 @@ COCOeval:
 * false positives on images without ground truth count;
 * a class without ground truth (in an area range) gets -1 and is left out of the mean.
 
+One COCOeval behaviour is only reproduced on request: a ground-truth annotation whose
+``id`` is 0 can never be a true positive there (``pycocotools_compat=True``, see
+:func:`coco_map`).
+
 :func:`evaluate` runs a torchvision detection model over a
 :class:`~yolo2retina.dataset.DetectionDataset` and scores it.
 """
@@ -314,7 +318,12 @@ def _rank_in_group(keys: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 # -- the evaluation ------------------------------------------------------------------------------
 
 
-def coco_map(ground_truth: Annotations, predictions: Sequence[Target]) -> Metrics:
+def coco_map(
+    ground_truth: Annotations,
+    predictions: Sequence[Target],
+    *,
+    pycocotools_compat: bool = False,
+) -> Metrics:
     """The 12 COCO bbox numbers and per-class AP, equal to pycocotools' ``COCOeval``.
 
     Args:
@@ -323,6 +332,15 @@ def coco_map(ground_truth: Annotations, predictions: Sequence[Target]) -> Metric
             are ignore regions (COCO ``iscrowd=1``).
         predictions: one :class:`~yolo2retina.target.Target` with ``scores`` per image of
             ``ground_truth``, in the same order, in the same pixel frame.
+        pycocotools_compat: also reproduce pycocotools' handling of a ground-truth box whose
+            annotation id is 0 (:attr:`Annotations.annotation_ids`, kept by the COCO
+            reader; Roboflow exports start at 0). ``COCOeval`` records "matched to gt id"
+            and reads 0 as "no match": the detection that matches such a box counts as a
+            false positive (or is ignored when it lies outside the area range), while the
+            box is still taken, so no other detection can match it at that IoU threshold.
+            Default ``False``: every box is scored normally, which equals pycocotools on
+            the same file with annotation ids renumbered from 1. Without annotation ids
+            both settings give the same numbers.
 
     Returns:
         The :class:`Metrics`.
@@ -390,6 +408,17 @@ def coco_map(ground_truth: Annotations, predictions: Sequence[Target]) -> Metric
             gt_ig_of_match[a] = matched[a] & g_ignore[a][np.maximum(match[a], 0)]
     d_out = (d_area[None, :] < lo[:, None]) | (d_area[None, :] > hi[:, None])  # (A, D)
     d_ignore = np.where(matched, gt_ig_of_match, d_out[:, None, :])  # (A, T, D)
+    # A true positive is a match; in compat mode not a match to a gt whose id is 0.
+    true_pos = matched
+    gt_ids = ground_truth.annotation_ids
+    if pycocotools_compat and gt_ids is not None and g_key.size:
+        g_zero = gt_ids[g_order] == 0
+        if g_zero.any():
+            # COCOeval: dtm = 0 (read as unmatched) but gtm is set (the gt is taken);
+            # dtIg = gtIg[m], then also ignored when outside the area range (dtm == 0).
+            to_zero = matched & g_zero[np.maximum(match, 0)]  # (A, T, D)
+            true_pos = matched & ~to_zero
+            d_ignore = d_ignore | (to_zero & d_out[:, None, :])
 
     # Accumulate per class in COCOeval's order: score descending, then image, then rank.
     acc = np.lexsort((d_rank, img_rank[pred.image[d_order]], -d_score, d_label))
@@ -416,7 +445,7 @@ def coco_map(ground_truth: Annotations, predictions: Sequence[Target]) -> Metric
             # Detections ignored at every IoU threshold add nothing: leave them out.
             cols = np.flatnonzero(~d_ignore[a][:, sel].all(axis=0))
             sub = sel[cols]
-            q, rec = _pr_curve(matched[a][:, sub], d_ignore[a][:, sub], keep_m[:, cols], npig)
+            q, rec = _pr_curve(true_pos[a][:, sub], d_ignore[a][:, sub], keep_m[:, cols], npig)
             precision[:, :, k, a, :] = q
             recall[:, k, a, :] = rec
 
@@ -907,6 +936,7 @@ def evaluate(
     device: str | torch.device | None = None,
     progress: bool = True,
     num_workers: int = 0,
+    pycocotools_compat: bool = False,
 ) -> Metrics:
     """Run ``model`` over ``dataset`` and compute :func:`coco_map` against its annotations.
 
@@ -918,6 +948,8 @@ def evaluate(
         device: where to run; default: the device of the model's parameters.
         progress: show a tqdm progress bar.
         num_workers: DataLoader worker processes.
+        pycocotools_compat: passed to :func:`coco_map` (pycocotools' scoring of
+            ground-truth annotation id 0).
 
     Returns:
         The :class:`Metrics`.
@@ -934,4 +966,4 @@ def evaluate(
         progress=progress,
         num_workers=num_workers,
     )
-    return coco_map(dataset.annotations, preds)
+    return coco_map(dataset.annotations, preds, pycocotools_compat=pycocotools_compat)

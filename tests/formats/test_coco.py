@@ -59,6 +59,7 @@ def test_boxes_of_one_image_keep_file_order(tmp_path: Path) -> None:
     ann = read_coco(make_coco(tmp_path, 2, anns))
     assert ann.boxes[:, 0].tolist() == [3, 1, 5]
     assert ann.labels.tolist() == [0, 0, 1]
+    assert ann.annotation_ids is not None and ann.annotation_ids.tolist() == [2, 1, 3]
 
 
 def test_crowd_is_a_flag_left_out_of_training(tmp_path: Path) -> None:
@@ -214,6 +215,7 @@ def test_small_overhang_is_clipped_zero_size_dropped(tmp_path: Path) -> None:
     ann = read_coco(make_coco(tmp_path, 1, anns))
     assert ann.boxes.tolist() == [[60, 40, 64, 48]]
     assert ann.report.clipped == 1 and ann.report.dropped_zero_area == 1
+    assert ann.annotation_ids is not None and ann.annotation_ids.tolist() == [1]  # 2 dropped
     with pytest.raises(DatasetError):
         read_coco(tmp_path / "ann.json", strict=True)
 
@@ -283,6 +285,10 @@ def test_blood_cells_real_data(blood_coco: Path) -> None:
     for a in got.values():
         assert a.class_names == ("RBC-WBC", "rbc", "wbc")
         assert a.category_ids == (0, 1, 2)
+        # Roboflow numbers annotations from 0 in each split; the ids are kept per box
+        ids = a.annotation_ids
+        assert ids is not None and int(ids.min()) == 0
+        assert np.unique(ids).size == a.num_boxes
 
 
 def test_boxes_agree_with_supervision(tmp_path: Path) -> None:
@@ -350,7 +356,7 @@ def test_large_files_parsed_in_pieces_match_whole(
     got = coco._chunked(raw, json.loads, set())
     assert got is not None and len(got[1][0]) == 120  # really parsed in pieces
     pieces = read_coco(f)
-    for k in ("boxes", "labels", "flags", "offsets", "image_ids"):
+    for k in ("boxes", "labels", "flags", "offsets", "image_ids", "annotation_ids"):
         np.testing.assert_array_equal(getattr(pieces, k), getattr(whole, k))
 
 

@@ -9,7 +9,9 @@ Boxes: ``bbox`` ``[x, y, w, h]`` floats -> XYXY pixels. ``iscrowd=1`` becomes
 :data:`~yolo2retina.target.FLAG_CROWD` (left out of training targets by default, an
 ignore region in evaluation). The non-standard keys ``"difficult": 1`` and
 ``"truncated": 1``, which :func:`write_coco` writes for VOC flags, are read back.
-Images with no annotation are kept as background.
+Images with no annotation are kept as background. Each box keeps its annotation ``id`` in
+:attr:`Annotations.annotation_ids` (Roboflow exports start at 0, which pycocotools
+mis-scores; see ``coco_map(..., pycocotools_compat=True)``).
 
 Paths: ``file_name`` is relative to ``images_root`` (default: the JSON's folder, resolved
 once so every way of naming it gives the same result). An absolute ``file_name`` or a
@@ -848,6 +850,7 @@ def _read_coco(
         class_names=tuple(names),
         image_ids=img_ids,
         category_ids=tuple(category_ids),
+        annotation_ids=ann_ids[keep][perm],
         report=report,
     )
 
