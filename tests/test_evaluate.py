@@ -699,3 +699,33 @@ def centre_dataset_in_memory() -> DetectionDataset:
     b = AnnotationsBuilder()
     b.add("x.png", (120, 160), [[40, 30, 120, 90]], [0])
     return DetectionDataset(b.build(["thing"]))
+
+
+def test_cli_evaluate_pycocotools_compat_reaches_coco_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evaluate --pycocotools-compat` scores with coco_map(..., pycocotools_compat=True)."""
+    import yolo2retina.evaluate as ev
+    from yolo2retina.cli import main
+    from yolo2retina.datasets import synthetic_sticky_board
+    from yolo2retina.model import build_retinanet
+
+    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
+    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
+    torch.manual_seed(0)
+    model = build_retinanet(**args)  # type: ignore[arg-type]
+    ckpt = tmp_path / "run" / "best.pt"
+    ckpt.parent.mkdir()
+    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+    seen: list[bool] = []
+    real = ev.coco_map
+
+    def spy(*a: Any, **kw: Any) -> Any:
+        seen.append(bool(kw.get("pycocotools_compat", False)))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(ev, "coco_map", spy)
+    base = ["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet", "--no-plots"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--pycocotools-compat"]) == 0
+    assert seen == [False, True]

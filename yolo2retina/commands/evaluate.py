@@ -48,6 +48,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="lowest score counted in the confusion matrix (default: 0.3)",
     )
     p.add_argument("--no-plots", action="store_true", help="write no PNGs")
+    p.add_argument(
+        "--pycocotools-compat",
+        action="store_true",
+        help="score like pycocotools where a ground-truth annotation id is 0 (such a match "
+        "counts as a false positive); see docs/evaluation.md",
+    )
     add_output_flags(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -86,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.quiet,
     )
-    metrics = coco_map(ann, preds)
+    metrics = coco_map(ann, preds, pycocotools_compat=args.pycocotools_compat)
     print(metrics)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
