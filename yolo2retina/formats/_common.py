@@ -341,6 +341,19 @@ def path_kind(path: str | os.PathLike[str]) -> Literal["file", "dir", "other", "
     return "dir" if stat.S_ISDIR(mode) else "other"
 
 
+def not_regular(path: str | os.PathLike[str]) -> str | None:
+    """``None`` for a regular file (after links); else why not. Never opens ``path``.
+
+    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
+    """
+    kind = path_kind(path)
+    if kind == "file":
+        return None
+    if kind == "missing":
+        return "not found"
+    return "is not a regular file; only regular files are read"
+
+
 def read_text_file(file: Path, what: str = "text file") -> str:
     """The UTF-8 text of a regular file (a byte-order mark is dropped).
 

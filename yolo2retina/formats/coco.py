@@ -56,6 +56,7 @@ from yolo2retina.formats._common import (
     atomic_write_bytes,
     check_pixel_boxes,
     common_names,
+    not_regular,
     path_kind,
     place_image,
     quote,
@@ -111,19 +112,6 @@ def _load_json(file: Path) -> tuple[Any, set[str]]:
         line, col = getattr(e, "lineno", 0), getattr(e, "colno", 0)
         msg = getattr(e, "msg", str(e))
         raise DatasetError(f"{file}:{line}:{col}: invalid JSON: {msg}") from None
-
-
-def _not_regular(path: str | Path) -> str | None:
-    """``None`` for a regular file (after links); else why not. Never opens ``path``.
-
-    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
-    """
-    kind = path_kind(path)
-    if kind == "file":
-        return None
-    if kind == "missing":
-        return "not found"
-    return "is not a regular file; only regular files are read"
 
 
 def _as_list(file: Path, key: str, value: Any) -> list[Any]:
@@ -763,7 +751,7 @@ def _read_coco(
         for i in tqdm(range(n), desc="image headers", disable=not progress):
             if not paths[i]:
                 continue
-            why = _not_regular(paths[i])
+            why = not_regular(paths[i])
             if why is not None:  # a FIFO or /dev/stdin would block the header read
                 problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {paths[i]} {why}")
                 continue

@@ -54,6 +54,7 @@ from yolo2retina.formats._common import (
     fmt_number,
     id_losses,
     is_image_file,
+    not_regular,
     path_kind,
     place_image,
     quote,
@@ -194,19 +195,6 @@ def _parse_xml(xml: Path, problems: list[str]) -> _Record | None:
     return _Record(xml, filename, size_wh, objects)
 
 
-def _not_regular(path: Path) -> str | None:
-    """``None`` for a regular file (after links); else why not. Never opens ``path``.
-
-    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
-    """
-    kind = path_kind(path)
-    if kind == "file":
-        return None
-    if kind == "missing":
-        return "not found"
-    return "is not a regular file; only regular files are read"
-
-
 def _inside(path: str, root: Path) -> bool:
     """Whether the normalized ``path`` lies in ``root`` (by name: links inside are fine)."""
     return path.startswith(str(root).rstrip(os.sep) + os.sep)
@@ -244,7 +232,7 @@ def _find_image(
         exts += tuple(e for e in IMAGE_EXTENSIONS if e not in exts)
     stem_cands = [d / (rec.xml.stem + ext) for d in image_dirs for ext in exts]
     for c in cands:
-        why = _not_regular(c)
+        why = not_regular(c)
         if why is None:
             return c
         if why != "not found":
@@ -272,7 +260,7 @@ def _find_image(
         )
         return None
     for c in found.values():
-        why = _not_regular(c)
+        why = not_regular(c)
         if why is not None:
             problems.append(f"{rec.xml}: image {c} {why}")
             return None
@@ -282,7 +270,7 @@ def _find_image(
 
 def _read_list(file: Path) -> str:
     """The text of an ``ImageSets`` list (UTF-8; a byte-order mark is dropped)."""
-    why = _not_regular(file)
+    why = not_regular(file)
     if why is not None:
         raise DatasetError(f"{file}: {why}")
     try:
@@ -457,7 +445,7 @@ def read_voc(
                     )
                     continue
                 listed[x] = lineno
-                why = _not_regular(x)
+                why = not_regular(x)
                 if why == "not found":
                     problems.append(f"{loc}: {quote(toks[0])} has no {x}")
                 elif why is not None:
@@ -566,7 +554,7 @@ def read_voc(
         else:
             builder.add(img, (h, w), np.zeros((0, 4)), np.zeros(0, np.int64))
     for img in orphans:
-        why = _not_regular(img)
+        why = not_regular(img)
         if why is not None:
             problems.append(f"{img}: {why}")
             continue
