@@ -469,7 +469,9 @@ def test_imagesets_list_that_is_not_utf8_names_file_and_line(tmp_path: Path) -> 
     """A Latin-1 ImageSets list is an error naming it, not a UnicodeDecodeError."""
     root = make_voc(tmp_path, {"a": []}, splits={"train": ["a"]})
     (root / "ImageSets" / "Main" / "train.txt").write_bytes("a\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DatasetError, match=r"train\.txt:2: not UTF-8 text \(byte 0xe9\)"):
+    with pytest.raises(
+        DatasetError, match=r"train\.txt:2: image list is not UTF-8 \(byte 0xe9 at offset 5\)"
+    ):
         read_voc(root, "train")
 
 

@@ -359,7 +359,7 @@ def read_text_file(file: Path, what: str = "text file") -> str:
 
     Raises:
         DatasetError: naming ``file``: not a regular file (a folder, FIFO or device is
-            never opened), unreadable, or not UTF-8 (with the offending byte offset).
+            never opened), unreadable, or not UTF-8 (``file:line`` and the offending byte).
     """
     kind = path_kind(file)
     if kind != "file":
@@ -372,9 +372,10 @@ def read_text_file(file: Path, what: str = "text file") -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
         raise DatasetError(
-            f"{file}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
-            "save it as UTF-8"
+            f"{file}:{line}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at offset "
+            f"{e.start}); save it as UTF-8"
         ) from None
 
 

@@ -59,6 +59,7 @@ from yolo2retina.formats._common import (
     place_image,
     quote,
     read_classes_txt,
+    read_text_file,
     refuse_existing,
     split_candidates,
     unique_names,
@@ -268,24 +269,6 @@ def _find_image(
     return None
 
 
-def _read_list(file: Path) -> str:
-    """The text of an ``ImageSets`` list (UTF-8; a byte-order mark is dropped)."""
-    why = not_regular(file)
-    if why is not None:
-        raise DatasetError(f"{file}: {why}")
-    try:
-        data = file.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{file}: cannot read: {e.strerror or e}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DatasetError(
-            f"{file}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); save the list as UTF-8"
-        ) from None
-
-
 def _xml_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.xml") if p.is_file())
 
@@ -429,7 +412,7 @@ def read_voc(
                 )
             xmls = []
             listed: dict[Path, int] = {}
-            for lineno, line in enumerate(_read_list(lst).splitlines(), 1):
+            for lineno, line in enumerate(read_text_file(lst, "image list").splitlines(), 1):
                 toks = line.split()
                 if not toks or toks[0].startswith("#"):  # blank or comment
                     continue
