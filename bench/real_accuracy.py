@@ -247,7 +247,7 @@ def run_recipe(
     """Train one recipe under the budget; its checkpoints' metrics."""
     from torchvision.transforms import v2
 
-    from yolo2retina.train import TrainConfig, fit, prepare_training
+    from yolo2retina.train import TrainConfig, prepare_training
 
     budget_s = args.minutes * 60.0
     img_size = args.img_size or recipe.img_size
@@ -286,16 +286,7 @@ def run_recipe(
         f"epoch: {epochs} epochs in {args.minutes:g} min, validating every {val_every}"
     )
     config = attrs.evolve(config, epochs=epochs, val_every=val_every)
-    result = fit(
-        setup.model,
-        setup.train,
-        setup.val,
-        config,
-        model_args=setup.model_args,
-        class_names=setup.train.class_names,
-        meta=setup.meta,
-        log=say,
-    )
+    result = setup.fit(config, log=say)
     checkpoints, spent = [], 0.0
     for record in result.history:
         spent += float(record["train_seconds"])

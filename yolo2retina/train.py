@@ -1381,6 +1381,19 @@ class TrainingSetup:
     model_args: dict[str, Any]
     meta: dict[str, Any]
 
+    def fit(self, config: TrainConfig, *, log: Callable[[str], None] = print) -> FitResult:
+        """:func:`fit` this model on these splits, with the checkpoints' args and metadata."""
+        return fit(
+            self.model,
+            self.train,
+            self.val,
+            config,
+            model_args=self.model_args,
+            class_names=self.train.class_names,
+            meta=self.meta,
+            log=log,
+        )
+
 
 def prepare_training(
     data: str | os.PathLike[str] | None,
@@ -1532,13 +1545,4 @@ def run_training(
         reader_options=reader_options,
         log=log,
     )
-    return fit(
-        setup.model,
-        setup.train,
-        setup.val,
-        config,
-        model_args=setup.model_args,
-        class_names=setup.train.class_names,
-        meta=setup.meta,
-        log=log,
-    )
+    return setup.fit(config, log=log)
