@@ -551,11 +551,8 @@ def test_evaluate_maps_boxes_back_to_the_original_frame(
 # -- the CLI ----------------------------------------------------------------------------------------
 
 
-def test_cli_evaluate_prints_the_table_and_writes_outputs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`yolo2retina evaluate` runs a real RetinaNet, prints the table and writes its outputs."""
-    from yolo2retina.cli import main
+def _board_and_untrained_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
+    """A 4-image 64-px synthetic board and an untrained resnet18-FPN ``run/best.pt`` for it."""
     from yolo2retina.datasets import synthetic_sticky_board
     from yolo2retina.model import build_retinanet
 
@@ -566,6 +563,16 @@ def test_cli_evaluate_prints_the_table_and_writes_outputs(
     ckpt = tmp_path / "run" / "best.pt"
     ckpt.parent.mkdir()
     torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+    return data, ckpt
+
+
+def test_cli_evaluate_prints_the_table_and_writes_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`yolo2retina evaluate` runs a real RetinaNet, prints the table and writes its outputs."""
+    from yolo2retina.cli import main
+
+    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
 
     rc = main(["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet"])
     assert rc == 0
@@ -631,16 +638,8 @@ def test_pair_chunking_gives_the_same_metrics(monkeypatch: pytest.MonkeyPatch) -
 
 def board_and_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
     """A 4-image synthetic board (data.yaml) and an untrained resnet18 checkpoint in run/."""
-    from yolo2retina.datasets import synthetic_sticky_board
-    from yolo2retina.model import build_retinanet
 
-    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
-    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
-    torch.manual_seed(0)
-    model = build_retinanet(**args)  # type: ignore[arg-type]
-    ckpt = tmp_path / "run" / "best.pt"
-    ckpt.parent.mkdir()
-    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
     return data, ckpt
 
 
@@ -707,16 +706,8 @@ def test_cli_evaluate_pycocotools_compat_reaches_coco_map(
     """`evaluate --pycocotools-compat` scores with coco_map(..., pycocotools_compat=True)."""
     import yolo2retina.evaluate as ev
     from yolo2retina.cli import main
-    from yolo2retina.datasets import synthetic_sticky_board
-    from yolo2retina.model import build_retinanet
 
-    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
-    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
-    torch.manual_seed(0)
-    model = build_retinanet(**args)  # type: ignore[arg-type]
-    ckpt = tmp_path / "run" / "best.pt"
-    ckpt.parent.mkdir()
-    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
+    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
     seen: list[bool] = []
     real = ev.coco_map
 
