@@ -329,6 +329,14 @@ def test_cli_train_then_resume(
     assert "final val mAP@0.5:" in text
     assert "Anchors for min_size=64" in text  # the fitted anchors' coverage is printed
     assert {"best.pt", "last.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in out.iterdir()}
+    # best.pt keeps weights and metadata only: a third of last.pt, and not resumable
+    best = load_checkpoint(out / "best.pt")
+    assert "optimizer" not in best and {"model", "model_args", "class_names", "meta"} <= set(best)
+    assert (out / "best.pt").stat().st_size < (out / "last.pt").stat().st_size / 2
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out / "best.pt"), "--epochs", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "best.pt: cannot resume" in err and "last.pt" in err
     assert main(["train", "--resume", str(out / "last.pt"), "--epochs", "2"]) == 0
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2

@@ -16,7 +16,6 @@ import math
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -76,6 +75,9 @@ _MAXIMISED = frozenset({"map50", "map", "map75"})
 #: The files a run writes into its folder. A folder holding any of them holds a run, which
 #: :func:`fit` does not replace unless ``TrainConfig.overwrite`` (or resumes it).
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
+
+#: What ``last.pt`` holds beyond ``best.pt``: the state that only an exact resume needs.
+TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loss_norm", "bad_epochs")
 
 #: A temporary file of an interrupted save (``.last.pt.<pid>.tmp``) older than this is stale
 #: even when a process with its pid is running (the pid may have been reused).
@@ -322,6 +324,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise ConfigError(f"{p}: not a yolo2retina checkpoint (no 'model' entry)")
     return state
+
+
+def check_resumable(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
+    """Refuse to resume a checkpoint without the optimizer state (a ``best.pt``).
+
+    Raises:
+        ConfigError: ``state`` lacks the optimizer or schedule that an exact resume needs.
+    """
+    missing = [k for k in ("optimizer", "scheduler", "epoch") if k not in state]
+    if missing:
+        raise ConfigError(
+            f"{path}: cannot resume from it: it holds no {', '.join(missing)} state "
+            "(best.pt keeps weights only); resume from the run's last.pt, "
+            "or start a new run from these weights with --weights"
+        )
 
 
 def check_class_names(
@@ -1087,6 +1104,8 @@ def _fit(
         class_names if class_names is not None else getattr(train_dataset, "class_names", ())
     )
     resume_state = load_checkpoint(config.resume) if config.resume is not None else None
+    if resume_state is not None:
+        check_resumable(config.resume or "", resume_state)
     if resume_state is not None and names:
         check_class_names(config.resume or "", resume_state.get("class_names", ()), names)
     inputs = _input_folders((train_dataset, val_dataset), meta)
@@ -1239,9 +1258,10 @@ def _fit(
             }
             save_checkpoint(state, last_path)
             if improved or not best_path.exists():
-                tmp = best_path.with_name(f".{best_path.name}.{os.getpid()}.tmp")
-                shutil.copyfile(last_path, tmp)
-                os.replace(tmp, best_path)
+                # best.pt is for predicting and fine-tuning: weights and metadata, without the
+                # optimizer state that triples a checkpoint's size (resume reads last.pt)
+                best_state = {k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}
+                save_checkpoint(best_state, best_path)
             # matplotlib takes seconds per figure on a busy CPU: redraw at most once a minute
             last_epoch = stop or epoch == config.epochs
             if last_epoch or time.monotonic() - last_draw >= CURVES_EVERY_S:
@@ -1422,6 +1442,8 @@ def prepare_training(
     from yolo2retina.model import build_args, build_retinanet
 
     resume_state = load_checkpoint(config.resume) if config.resume is not None else None
+    if resume_state is not None:
+        check_resumable(config.resume or "", resume_state)
     options = dict(reader_options or {})
     if data is None and resume_state is not None:
         data = resume_state.get("meta", {}).get("data")
