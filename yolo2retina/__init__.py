@@ -35,7 +35,15 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these
         YoloDataset,
         collate,
     )
-    from yolo2retina.errors import DatasetError, Yolo2RetinaError
+    from yolo2retina.errors import (
+        AnnotationError,
+        ConfigError,
+        DatasetError,
+        FormatNotFoundError,
+        ImageReadError,
+        NonFiniteLossError,
+        Yolo2RetinaError,
+    )
     from yolo2retina.evaluate import Metrics, coco_map
     from yolo2retina.formats import (
         list_formats,
@@ -50,12 +58,17 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these
 
 __all__ = [
     "AnchorFit",
+    "AnnotationError",
     "Annotations",
     "CocoDataset",
+    "ConfigError",
     "DatasetError",
     "DetectionDataset",
+    "FormatNotFoundError",
+    "ImageReadError",
     "LoadReport",
     "Metrics",
+    "NonFiniteLossError",
     "Predictor",
     "Target",
     "TrainConfig",
@@ -82,7 +95,12 @@ _LAZY: dict[str, str] = {
     "fit_anchors": "yolo2retina.anchors",
     "Annotations": "yolo2retina.annotations",
     "LoadReport": "yolo2retina.annotations",
+    "AnnotationError": "yolo2retina.errors",
+    "ConfigError": "yolo2retina.errors",
     "DatasetError": "yolo2retina.errors",
+    "FormatNotFoundError": "yolo2retina.errors",
+    "ImageReadError": "yolo2retina.errors",
+    "NonFiniteLossError": "yolo2retina.errors",
     "Yolo2RetinaError": "yolo2retina.errors",
     "Metrics": "yolo2retina.evaluate",
     "coco_map": "yolo2retina.evaluate",
