@@ -12,7 +12,7 @@ import pytest
 
 from tests.formats._helpers import make_annotations
 from yolo2retina.annotations import Annotations
-from yolo2retina.convert import check_dataset
+from yolo2retina.check import check_dataset
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats import load_annotations, write_annotations
 from yolo2retina.outputs import (

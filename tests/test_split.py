@@ -64,7 +64,7 @@ def test_split_dataset_moves_nothing(tmp_path: Path) -> None:
     """The new data.yaml loads the same images; no source file moves."""
     y = make_yolo_dataset(tmp_path / "ds", {f"im{i}": ["0 0.5 0.5 0.2 0.2"] for i in range(6)})
     before = sorted(p for p in (tmp_path / "ds").rglob("*"))
-    res = split_dataset(y, tmp_path / "out", (0.5, 0.5), seed=3)
+    res = split_dataset(y, tmp_path / "out", ratios=(0.5, 0.5), seed=3)
     assert sorted(p for p in (tmp_path / "ds").rglob("*")) == before
     assert res.data_yaml is not None and res.counts == {"train": 3, "val": 3}
     tr = load_annotations(res.data_yaml, split="train")

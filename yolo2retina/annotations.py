@@ -10,15 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Literal, get_args
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
-from yolo2retina.errors import AnnotationError, DatasetError
+from yolo2retina.errors import AnnotationError, ConfigError, DatasetError
 from yolo2retina.target import Target
 
-__all__ = ["Annotations", "AnnotationsBuilder", "LoadReport"]
+__all__ = ["Annotations", "AnnotationsBuilder", "LoadReport", "NoteKind"]
+
+#: The counters of :class:`LoadReport` that :meth:`LoadReport.note` counts an event in.
+NoteKind = Literal[
+    "clipped", "dropped_zero_area", "dropped_duplicates", "missing_label_files", "skipped_files"
+]
 
 
 @attrs.define
@@ -54,17 +60,29 @@ class LoadReport:
         """Boxes clipped or dropped: the count that ``strict=True`` turns into errors."""
         return self.clipped + self.dropped_zero_area + self.dropped_duplicates
 
-    def note(self, kind: str, detail: str) -> None:
-        """Count one event of ``kind`` (an attribute name) and remember its detail line."""
-        setattr(self, kind, getattr(self, kind) + 1)
-        self.details.append(detail)
+    def note(self, kind: NoteKind, detail: str) -> None:
+        """Count one event of ``kind`` (the counter's name) and remember its detail line.
 
-    def merge(self, other: LoadReport) -> None:
-        """Add another report's counts and details into this one."""
-        for f in attrs.fields(LoadReport):
-            if f.type in ("int", int):
-                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-        self.details.extend(other.details)
+        Raises:
+            ConfigError: ``kind`` is not one of :data:`NoteKind`'s counter names.
+        """
+        match kind:
+            case "clipped":
+                self.clipped += 1
+            case "dropped_zero_area":
+                self.dropped_zero_area += 1
+            case "dropped_duplicates":
+                self.dropped_duplicates += 1
+            case "missing_label_files":
+                self.missing_label_files += 1
+            case "skipped_files":
+                self.skipped_files += 1
+            case _:  # a plug-in reader without type checking may pass any string
+                raise ConfigError(
+                    f"LoadReport.note: unknown kind {kind!r}; expected one of "
+                    f"{', '.join(get_args(NoteKind))}"
+                )
+        self.details.append(detail)
 
     def __str__(self) -> str:
         lines = [
@@ -254,6 +272,7 @@ class AnnotationsBuilder:
         boxes: npt.ArrayLike,
         labels: npt.ArrayLike,
         flags: npt.ArrayLike | None = None,
+        *,
         image_id: int | None = None,
     ) -> None:
         """Append one image with its ``(n, 4)`` XYXY boxes and ``(n,)`` labels.
@@ -293,6 +312,7 @@ class AnnotationsBuilder:
         self,
         class_names: Sequence[str],
         report: LoadReport | None = None,
+        *,
         category_ids: Sequence[int] | None = None,
     ) -> Annotations:
         """Pack everything added so far."""

@@ -17,7 +17,7 @@ from yolo2retina.errors import ConfigError, ImageReadError
 from yolo2retina.image import image_to_tensor, load_image
 from yolo2retina.target import Target
 
-__all__ = ["DetectionDataset", "Sample", "YoloDataset", "collate"]
+__all__ = ["CocoDataset", "DetectionDataset", "Sample", "VocDataset", "YoloDataset", "collate"]
 
 #: ``(image, target)`` as torchvision detection models and transforms v2 take them.
 Sample = tuple[Any, dict[str, Any]]
@@ -92,6 +92,7 @@ class DetectionDataset(Dataset[Sample]):
     def from_path(
         cls,
         path: str | os.PathLike[str],
+        *,
         format: str = "auto",
         split: str | None = None,
         transforms: Transforms | None = None,
@@ -195,7 +196,7 @@ class YoloDataset(DetectionDataset):
     """A :class:`DetectionDataset` over a YOLO export.
 
     Args:
-        source: an Ultralytics ``data.yaml`` or a folder (see :func:`~yolo2retina.formats.yolo.read_yolo`).
+        path: an Ultralytics ``data.yaml`` or a folder (see :func:`~yolo2retina.formats.yolo.read_yolo`).
         split: ``"train"``, ``"val"`` or ``"test"`` (``valid`` and ``validation`` are
             aliases of ``val``); ``None`` (the default of every dataset class): ``train``
             when the source names splits, else the whole folder.
@@ -214,7 +215,7 @@ class YoloDataset(DetectionDataset):
 
     def __init__(
         self,
-        source: str | os.PathLike[str],
+        path: str | os.PathLike[str],
         split: str | None = None,
         transforms: Transforms | None = None,
         *,
@@ -227,7 +228,7 @@ class YoloDataset(DetectionDataset):
         from yolo2retina.formats.yolo import read_yolo
 
         super().__init__(
-            read_yolo(source, split, class_names=class_names, strict=strict),
+            read_yolo(path, split, class_names=class_names, strict=strict),
             transforms,
             max_size=max_size,
             label_offset=label_offset,
@@ -246,9 +247,6 @@ def collate(batch: Sequence[Sample]) -> tuple[list[Any], list[dict[str, Any]]]:
     return images, targets
 
 
-__all__ += ["CocoDataset", "VocDataset"]
-
-
 class VocDataset(DetectionDataset):
     """A :class:`DetectionDataset` over a Pascal VOC dataset.
 
@@ -256,7 +254,7 @@ class VocDataset(DetectionDataset):
     ``include_ignored=True``.
 
     Args:
-        source: the VOC root (``Annotations/`` + ``JPEGImages/`` + ``ImageSets/Main``) or a
+        path: the VOC root (``Annotations/`` + ``JPEGImages/`` + ``ImageSets/Main``) or a
             flat folder of ``.xml`` files beside their images
             (see :func:`~yolo2retina.formats.voc.read_voc`).
         split: a name in ``ImageSets/Main`` or a split sub-folder (``val``, ``valid`` and
@@ -276,7 +274,7 @@ class VocDataset(DetectionDataset):
 
     def __init__(
         self,
-        source: str | os.PathLike[str],
+        path: str | os.PathLike[str],
         split: str | None = None,
         transforms: Transforms | None = None,
         *,
@@ -290,7 +288,7 @@ class VocDataset(DetectionDataset):
         from yolo2retina.formats.voc import read_voc
 
         super().__init__(
-            read_voc(source, split, class_names=class_names, strict=strict),
+            read_voc(path, split, class_names=class_names, strict=strict),
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,
@@ -306,7 +304,7 @@ class CocoDataset(DetectionDataset):
     ``include_ignored=True``; ``annotations.category_ids`` keeps the original ids.
 
     Args:
-        source: a ``.json`` file or a folder with one JSON per split
+        path: a ``.json`` file or a folder with one JSON per split
             (see :func:`~yolo2retina.formats.coco.read_coco`).
         split: the split to find in a folder (``val``, ``valid`` and ``validation`` find
             each other); ``None`` (the default) for a single JSON.
@@ -327,7 +325,7 @@ class CocoDataset(DetectionDataset):
 
     def __init__(
         self,
-        source: str | os.PathLike[str],
+        path: str | os.PathLike[str],
         split: str | None = None,
         transforms: Transforms | None = None,
         *,
@@ -342,9 +340,7 @@ class CocoDataset(DetectionDataset):
         from yolo2retina.formats.coco import read_coco
 
         super().__init__(
-            read_coco(
-                source, split, class_names=class_names, strict=strict, images_root=images_root
-            ),
+            read_coco(path, split, class_names=class_names, strict=strict, images_root=images_root),
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,

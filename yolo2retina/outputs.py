@@ -69,13 +69,13 @@ def image_folders(annotations: Annotations | Iterable[Annotations]) -> list[Path
 
 
 def dataset_folders(
-    annotations: Annotations | Iterable[Annotations], source: _PathLike | None = None
+    annotations: Annotations | Iterable[Annotations], path: _PathLike | None = None
 ) -> list[Path]:
-    """The folders a dataset was read from: ``source``'s folder and every image folder.
+    """The folders a dataset was read from: ``path``'s folder and every image folder.
 
     Args:
         annotations: one or more loaded splits.
-        source: what was loaded (a data.yaml, a folder or a COCO ``.json``); a file
+        path: what was loaded (a data.yaml, a folder or a COCO ``.json``); a file
             counts by its folder. Default: each split's ``report.source`` when it
             names an existing file or folder.
 
@@ -83,7 +83,7 @@ def dataset_folders(
         Real (symlink-free, absolute) paths, without duplicates.
     """
     anns = [annotations] if isinstance(annotations, Annotations) else list(annotations)
-    sources = [source] if source is not None else [a.report.source for a in anns]
+    sources = [path] if path is not None else [a.report.source for a in anns]
     out: dict[str, Path] = {}
     for s in sources:
         if os.fspath(s) and os.path.exists(s):

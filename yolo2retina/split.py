@@ -18,9 +18,9 @@ import attrs
 import numpy as np
 import yaml
 
+from yolo2retina.atomic import atomic_write_text
 from yolo2retina.errors import ConfigError, DatasetError
 from yolo2retina.formats import detect_format, load_splits
-from yolo2retina.formats._common import atomic_write_text
 from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders
 
 __all__ = ["SplitResult", "group_key", "split_dataset", "split_groups"]
@@ -102,24 +102,24 @@ class SplitResult:
 
 
 def split_dataset(
-    src: str | os.PathLike[str],
+    path: str | os.PathLike[str],
     dst: str | os.PathLike[str],
+    *,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     seed: int = 0,
-    *,
     format: str = "auto",
     exist_ok: bool = False,
     overwrite: bool = False,
     **options: Any,
 ) -> SplitResult:
-    """Split every image of ``src`` (all its splits together) into new train/val(/test) lists.
+    """Split every image of ``path`` (all its splits together) into new train/val(/test) lists.
 
     Writes ``dst/train.txt``, ``dst/val.txt`` (and ``dst/test.txt``) with absolute image
     paths, and for a YOLO source a ``dst/data.yaml`` that Ultralytics and
     :func:`~yolo2retina.formats.yolo.read_yolo` read (labels stay beside the images).
 
     Args:
-        src: dataset to split (any format; a data.yaml for the new yaml).
+        path: dataset to split (any format; a data.yaml for the new yaml).
         dst: output folder: missing or empty, unless ``exist_ok`` / ``overwrite``. It may
             lie inside the dataset (the default of the CLI) but may not be the dataset's
             folder, an image folder, or hold one (see ``docs/outputs.md``).
@@ -136,19 +136,19 @@ def split_dataset(
     """
     r = _check_ratios(ratios)
     check_output_dir(dst, exist_ok=exist_ok, overwrite=overwrite)
-    name = detect_format(src) if format == "auto" else format
-    data = load_splits(src, name, **options)
+    name = detect_format(path) if format == "auto" else format
+    data = load_splits(path, name, **options)
     paths = [str(p) for a in data.values() for p in a.paths]
     names = {a.class_names for a in data.values()}
     if len(names) != 1:
-        raise DatasetError(f"{src}: splits disagree on class names: {sorted(names)}")
+        raise DatasetError(f"{path}: splits disagree on class names: {sorted(names)}")
     out = Path(dst)
     split_names = _NAMES[len(r)]
     lists = {s: out / f"{s}.txt" for s in split_names}
     yaml_path = out / "data.yaml" if name == "yolo" else None
     check_output_dir(
         out,
-        inputs=dataset_folders(data.values(), src),
+        inputs=dataset_folders(data.values(), path),
         exist_ok=exist_ok,
         overwrite=overwrite,
         inside_inputs_ok=True,

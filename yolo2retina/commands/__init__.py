@@ -7,15 +7,15 @@ import os
 from typing import Any
 
 
-def dataset_format(src: str | os.PathLike[str], fmt: str, flag: str = "--format") -> str:
-    """``fmt``, or the detected format of ``src`` when ``fmt`` is ``"auto"``.
+def dataset_format(path: str | os.PathLike[str], fmt: str, flag: str = "--format") -> str:
+    """``fmt``, or the detected format of ``path`` when ``fmt`` is ``"auto"``.
 
     Detection errors name the command's flag (``--format``, or ``--from`` for ``convert``)
     rather than the library's ``format=`` keyword.
     """
     from yolo2retina.formats import detect_format
 
-    return detect_format(src, option=flag) if fmt == "auto" else fmt
+    return detect_format(path, option=flag) if fmt == "auto" else fmt
 
 
 def add_images_root(p: argparse.ArgumentParser) -> None:

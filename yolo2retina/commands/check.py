@@ -27,14 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print problems (errors, then notes) and the table; 1 when any split has errors."""
+    from yolo2retina.check import check_dataset
     from yolo2retina.commands import dataset_format, reader_options
-    from yolo2retina.convert import check_dataset
 
     fmt = dataset_format(args.src, args.format)
     result = check_dataset(
         args.src,
-        fmt,
-        args.split,
+        format=fmt,
+        splits=args.split,
         strict=args.strict,
         progress=not args.no_progress,
         **reader_options(args, fmt),

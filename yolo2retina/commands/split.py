@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
         split_dataset(
             src,
             out,
-            args.ratios,
-            args.seed,
+            ratios=args.ratios,
+            seed=args.seed,
             format=fmt,
             exist_ok=args.exist_ok,
             overwrite=args.overwrite,

@@ -1,4 +1,4 @@
-"""Tests for yolo2retina.datasets: the synthetic sticky-board generator."""
+"""Tests for yolo2retina.synthetic: the synthetic sticky-board generator."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from yolo2retina.dataset import YoloDataset
-from yolo2retina.datasets import synthetic_sticky_board
 from yolo2retina.errors import ConfigError
 from yolo2retina.formats.yolo import read_yolo
+from yolo2retina.synthetic import synthetic_sticky_board
 
 KW = {"n_images": 10, "image_size": 128, "val_fraction": 0.3}
 
