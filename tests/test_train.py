@@ -870,3 +870,23 @@ def test_cli_train_reads_coco_images_from_images_root(
     meta = load_checkpoint(tmp_path / "run" / "last.pt")["meta"]
     assert meta["reader_options"] == {"images_root": "coco"}
     assert main(["train", "--images-root", "coco", *TINY, "--out", "run2"]) == 2  # no --data
+
+
+def test_remove_stale_temp_files_knows_the_atomic_writers_names(tmp_path: Path) -> None:
+    """The temporary names of yolo2retina.atomic (no pid in them) are removed once old, never
+    while fresh: their writer may still be saving."""
+    import os
+
+    from yolo2retina.atomic import atomic_path
+
+    with atomic_path(tmp_path / "last.pt") as tmp:
+        tmp.write_bytes(b"x" * 10)
+        fresh = tmp.name
+        assert remove_stale_temp_files(tmp_path) == []  # a save in progress
+        (tmp_path / "kept").write_bytes(tmp.read_bytes())
+    old = tmp_path / ".best.pt.k2_9xq0a.tmp"
+    old.write_bytes(b"x" * 7)
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    assert fresh.startswith(".last.pt.") and fresh.endswith(".tmp")
+    assert remove_stale_temp_files(tmp_path) == [(old, 7)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "last.pt"]

@@ -30,7 +30,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from yolo2retina import distributed
+from yolo2retina.atomic import atomic_write_text
 from yolo2retina.augment import POLICIES
+from yolo2retina.checkpoint import TRAINING_ONLY_KEYS as TRAINING_ONLY_KEYS
+from yolo2retina.checkpoint import Checkpoint
 from yolo2retina.dataset import collate
 from yolo2retina.errors import ConfigError, NonFiniteLossError
 from yolo2retina.losses import (
@@ -76,15 +79,16 @@ _MAXIMISED = frozenset({"map50", "map", "map75"})
 #: :func:`fit` does not replace unless ``TrainConfig.overwrite`` (or resumes it).
 RUN_FILES = ("last.pt", "best.pt", "metrics.jsonl", "curves.png")
 
-#: What ``last.pt`` holds beyond ``best.pt``: the state that only an exact resume needs.
-TRAINING_ONLY_KEYS = ("optimizer", "scheduler", "scaler", "rng", "loss_norm", "bad_epochs")
-
-#: A temporary file of an interrupted save (``.last.pt.<pid>.tmp``) older than this is stale
-#: even when a process with its pid is running (the pid may have been reused).
+#: A temporary file of an interrupted save older than this is stale even when a process
+#: with its pid is running (the pid may have been reused), or when its name has no pid.
 STALE_TMP_AGE_S = 3600.0
 
-#: The temporary files that :func:`save_checkpoint` and :func:`fit` write beside a run file.
-_TMP_NAME = re.compile(r"\A\.(?P<name>.+)\.(?P<pid>[0-9]+)\.tmp\Z")
+#: The temporary files of a save beside a run file: ``.last.pt.<pid>.tmp`` (saves before
+#: :mod:`yolo2retina.atomic`) and ``.last.pt.<8 random characters>.tmp``
+#: (:func:`yolo2retina.atomic.atomic_path`, optionally after a ``<pid>.``).
+_TMP_NAME = re.compile(
+    r"\A\.(?P<name>.+?)\.(?:(?P<pid>[0-9]{1,7})(?:\.[a-z0-9_]{8})?|[a-z0-9_]{8})\.tmp\Z"
+)
 
 
 # -- configuration ----------------------------------------------------------------------
@@ -294,36 +298,26 @@ class FitResult:
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, then rename it over ``path``.
+    """Save a checkpoint dict atomically (:meth:`Checkpoint.save <yolo2retina.checkpoint.Checkpoint.save>`).
 
     A crash mid-write leaves the previous checkpoint intact.
+
+    Raises:
+        ConfigError: ``state`` lacks ``model``, ``model_args`` or ``class_names``.
     """
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    torch.save(dict(state), tmp)
-    os.replace(tmp, out)
-    return out
+    return Checkpoint.from_dict(state).save(path)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by :func:`fit` with ``torch.load(weights_only=True)``.
 
-    Nothing in the file is executed: it holds only tensors and plain Python values.
+    Nothing in the file is executed: it holds only tensors and plain Python values. The
+    dict has the file's keys (:meth:`Checkpoint.to_dict <yolo2retina.checkpoint.Checkpoint.to_dict>`).
 
     Raises:
         ConfigError: the file is missing or is not a yolo2retina checkpoint.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: checkpoint not found")
-    try:
-        state = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncated zip, ... all mean "not loadable"
-        raise ConfigError(f"{p}: not a loadable checkpoint ({type(e).__name__}: {e})") from None
-    if not isinstance(state, dict) or "model" not in state:
-        raise ConfigError(f"{p}: not a yolo2retina checkpoint (no 'model' entry)")
-    return state
+    return Checkpoint.load(path).to_dict()
 
 
 def check_resumable(path: str | os.PathLike[str], state: Mapping[str, Any]) -> None:
@@ -447,9 +441,11 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[tuple[Path, int]]:
     """Delete the temporary files that interrupted saves left in ``folder``.
 
-    Only the library's own names are candidates: ``.<run file>.<pid>.tmp`` for the
+    Only the library's own names are candidates: ``.<run file>.<pid>.tmp`` and
+    :func:`~yolo2retina.atomic.atomic_path`'s ``.<run file>.<random>.tmp`` for the
     :data:`RUN_FILES`. One is stale when no process with that pid runs on this machine,
-    when the pid is this process's, or when it is older than :data:`STALE_TMP_AGE_S`.
+    when the pid is this process's, or when it is older than :data:`STALE_TMP_AGE_S` (a
+    name without a pid: only then).
 
     Returns:
         ``(path, size in bytes)`` of each file removed.
@@ -465,7 +461,9 @@ def remove_stale_temp_files(folder: str | os.PathLike[str]) -> list[tuple[Path, 
             continue
         try:
             st = entry.stat()
-            if _pid_alive(int(m.group("pid"))) and now - st.st_mtime < STALE_TMP_AGE_S:
+            pid = m.group("pid")
+            alive = pid is None or _pid_alive(int(pid))
+            if alive and now - st.st_mtime < STALE_TMP_AGE_S:
                 continue
             entry.unlink()
         except FileNotFoundError:  # its writer renamed it meanwhile
@@ -988,11 +986,7 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
 
 
 def _write_jsonl(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for rec in records:
-            f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(rec) + "\n" for rec in records))
 
 
 def fit(
@@ -1256,12 +1250,12 @@ def _fit(
                 "metric": metric,
                 "loss_norm": loss.state_dict() if loss is not None else None,
             }
-            save_checkpoint(state, last_path)
+            checkpoint = Checkpoint.from_dict(state)
+            checkpoint.save(last_path)
             if improved or not best_path.exists():
                 # best.pt is for predicting and fine-tuning: weights and metadata, without the
                 # optimizer state that triples a checkpoint's size (resume reads last.pt)
-                best_state = {k: v for k, v in state.items() if k not in TRAINING_ONLY_KEYS}
-                save_checkpoint(best_state, best_path)
+                checkpoint.for_inference().save(best_path)
             # matplotlib takes seconds per figure on a busy CPU: redraw at most once a minute
             last_epoch = stop or epoch == config.epochs
             if last_epoch or time.monotonic() - last_draw >= CURVES_EVERY_S:
