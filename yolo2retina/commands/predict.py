@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from yolo2retina.export import predict_to_folder
     from yolo2retina.image import find_images
-    from yolo2retina.predict import Predictor
+    from yolo2retina.predict_folder import predict_to_folder
+    from yolo2retina.predictor import Predictor
 
     sources: list[str] = []
     for src in args.source:  # folders stay folders: the output may not lie inside them
