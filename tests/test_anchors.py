@@ -217,3 +217,15 @@ def test_varroa_default_anchors_miss_the_mites() -> None:
     fit = fit_anchors(read_yolo(VARROA / "data.yaml", "train"), min_size=800, max_size=1333)
     assert fit.default_coverage < 0.1
     assert fit.fitted_coverage >= 0.99
+
+
+def test_one_level_count_for_defaults_strides_and_torchvision() -> None:
+    """DEFAULT_SIZES / DEFAULT_RATIOS are torchvision's, one entry per level of STRIDES."""
+    from torchvision.models.detection.retinanet import _default_anchorgen
+
+    from yolo2retina.anchors import NUM_LEVELS
+
+    reference = _default_anchorgen()
+    assert NUM_LEVELS == len(STRIDES) == len(DEFAULT_SIZES) == len(DEFAULT_RATIOS) == 5
+    assert tuple(tuple(float(v) for v in s) for s in reference.sizes) == DEFAULT_SIZES
+    assert tuple(tuple(r) for r in reference.aspect_ratios) == DEFAULT_RATIOS

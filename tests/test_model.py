@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import pickle
 import re
 import warnings
 from pathlib import Path
@@ -16,10 +18,11 @@ from yolo2retina.annotations import AnnotationsBuilder
 from yolo2retina.errors import ConfigError
 from yolo2retina.model import (
     BACKBONES,
+    RetinaNetSpec,
     build_args,
+    build_from_args,
     build_retinanet,
     load_model,
-    load_state_dict_matching,
 )
 
 torch.set_num_threads(1)
@@ -240,7 +243,7 @@ def test_build_args_rebuild_the_same_architecture() -> None:
 def test_load_model_round_trip(tmp_path: Path) -> None:
     """load_model rebuilds a checkpoint into an eval-mode model with identical outputs."""
     torch.manual_seed(2)
-    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", score_thresh=0.0, **SMALL)
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", score_threshold=0.0, **SMALL)
     ckpt = {
         "model": model.state_dict(),
         "model_args": build_args(model),
@@ -271,21 +274,6 @@ def test_load_model_rejects_other_files(tmp_path: Path) -> None:
         load_model(path)
     with pytest.raises(ConfigError, match="checkpoint not found"):
         load_model(tmp_path / "absent.pt")
-
-
-def test_load_state_dict_matching_reports_skips() -> None:
-    """Only allowed tensors may be skipped; the result lists loaded and skipped names."""
-    a, b = nn.Linear(3, 2), nn.Linear(3, 4)
-    with pytest.warns(UserWarning, match="skipped 1"):
-        result = load_state_dict_matching(
-            a, b.state_dict() | {"weight": a.weight.detach()}, allow_skip=lambda k: k == "bias"
-        )
-    assert result.loaded == ("weight",)
-    assert result.skipped == ("bias: (4,) in weights vs (2,) in model",)
-    with pytest.raises(ConfigError, match="bias"):
-        load_state_dict_matching(
-            a, b.state_dict() | {"weight": a.weight.detach()}, allow_skip=lambda k: False
-        )
 
 
 def test_load_model_refuses_weights_of_another_shape(tmp_path: Path) -> None:
@@ -345,3 +333,101 @@ def test_default_coco_weights_path_without_download(monkeypatch: pytest.MonkeyPa
     )
     frozen = [m for m in model.modules() if type(m).__name__ == "FrozenBatchNorm2d"]
     assert frozen and all(m.eps == 0.0 for m in frozen)  # as torchvision's COCO_V1 weights need
+
+
+def test_score_threshold_is_the_keyword_and_score_thresh_is_deprecated() -> None:
+    """score_threshold sets the model's threshold; score_thresh still works, with a warning."""
+    model = build_retinanet(num_classes=1, backbone="resnet18_fpn", score_threshold=0.2, **SMALL)
+    assert model.score_thresh == 0.2
+    assert build_args(model)["score_threshold"] == 0.2 and "score_thresh" not in build_args(model)
+    with pytest.warns(DeprecationWarning, match="score_thresh=.*score_threshold="):
+        old = build_retinanet(num_classes=1, backbone="resnet18_fpn", score_thresh=0.3, **SMALL)
+    assert old.score_thresh == 0.3 and build_args(old)["score_threshold"] == 0.3
+    with (
+        pytest.raises(ConfigError, match="pass score_threshold only"),
+        pytest.warns(DeprecationWarning),
+    ):
+        build_retinanet(
+            num_classes=1, backbone="resnet18_fpn", score_threshold=0.2, score_thresh=0.3, **SMALL
+        )
+    with pytest.raises(ConfigError, match="score_threshold and nms_thresh must lie in"):
+        build_retinanet(num_classes=1, backbone="resnet18_fpn", score_threshold=1.5, **SMALL)
+
+
+@pytest.mark.parametrize("key", ["score_thresh", "score_threshold"])
+def test_load_model_reads_either_score_key(tmp_path: Path, key: str) -> None:
+    """Checkpoints of older runs (model_args with score_thresh) and new ones both load."""
+    torch.manual_seed(6)
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", score_threshold=0.25, **SMALL)
+    args = build_args(model)
+    args[key] = args.pop("score_threshold")
+    path = tmp_path / "best.pt"
+    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["a", "b"]}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # loading an old run is not deprecated
+        loaded = load_model(path)
+    assert loaded.model.score_thresh == 0.25
+    assert loaded.model_args == build_args(model)  # one name: score_threshold
+
+
+def test_conflicting_score_keys_in_model_args_raise() -> None:
+    """model_args that give both names with different values are refused, naming the source."""
+    args = build_args(build_retinanet(num_classes=1, backbone="resnet18_fpn", **SMALL))
+    with pytest.raises(ConfigError, match=r"run\.pt: model_args has score_thresh=0\.5"):
+        build_from_args(args | {"score_thresh": 0.5}, source="run.pt")
+    with pytest.raises(ConfigError, match=r"run\.pt: model_args has unknown keys \['colour'\]"):
+        build_from_args(args | {"colour": "red"}, source="run.pt")
+
+
+def test_build_from_args_of_a_run_without_frozen_bn() -> None:
+    """model_args written before frozen_bn existed rebuild with torchvision's rule."""
+    args = build_args(build_retinanet(num_classes=1, backbone="resnet18_fpn", **SMALL))
+    del args["frozen_bn"]
+    model = build_from_args(args | {"weights": "coco.pt"})  # recorded, never read again
+    assert model.spec.frozen_bn is True
+    assert build_from_args(args).spec.frozen_bn is False
+
+
+def test_built_model_is_a_plain_retinanet_that_copies_and_pickles() -> None:
+    """The spec rides along through deepcopy and pickle and adds nothing to the state dict."""
+    from torchvision.models.detection import RetinaNet, retinanet_resnet50_fpn
+
+    model = build_retinanet(num_classes=3, backbone="resnet50_fpn", **SMALL)
+    assert isinstance(model, RetinaNet) and isinstance(model.spec, RetinaNetSpec)
+    assert model.anchor_fit is None  # only anchor_sizes="auto" fits anchors
+    reference = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
+    ours, theirs = model.state_dict(), reference.state_dict()
+    assert list(ours) == list(theirs)
+    assert all(ours[k].shape == theirs[k].shape for k in ours)
+    for again in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
+        assert build_args(again) == build_args(model)
+        assert list(again.state_dict()) == list(ours)
+
+
+def test_build_args_through_distributed_data_parallel(tmp_path: Path) -> None:
+    """build_args reads a DistributedDataParallel-wrapped model (one gloo process)."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    if not dist.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", **SMALL)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+    )
+    try:
+        wrapped = DistributedDataParallel(model)
+        assert build_args(wrapped) == build_args(model)
+        assert list(wrapped.state_dict()) == [f"module.{k}" for k in model.state_dict()]
+    finally:
+        dist.destroy_process_group()
+
+
+def test_old_names_stay_importable_from_model() -> None:
+    """Names that moved to weights.py and backbones.py still import from yolo2retina.model."""
+    from yolo2retina import anchors, backbones, model, weights
+
+    assert model.load_state_dict_matching is weights.load_state_dict_matching
+    assert model.LoadResult is weights.LoadResult
+    assert model.BACKBONES is backbones.BACKBONES
+    assert model.NUM_LEVELS is anchors.NUM_LEVELS == len(anchors.STRIDES)

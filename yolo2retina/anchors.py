@@ -35,16 +35,17 @@ __all__ = [
     "resized_boxes",
 ]
 
+#: Strides of P3-P7, the levels of every backbone :func:`~yolo2retina.model.build_retinanet` makes.
+STRIDES = (8, 16, 32, 64, 128)
+#: Number of feature levels (P3-P7) of every backbone, as in torchvision's RetinaNet.
+NUM_LEVELS = len(STRIDES)
+
 #: torchvision's RetinaNet anchors (P3-P7) and aspect ratios (height / width).
 DEFAULT_SIZES: tuple[tuple[float, ...], ...] = tuple(
     (float(x), float(int(x * 2 ** (1.0 / 3))), float(int(x * 2 ** (2.0 / 3))))
-    for x in (32, 64, 128, 256, 512)
+    for x in (4 * s for s in STRIDES)
 )
-DEFAULT_RATIOS: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * 5
-
-_LEVELS = 5
-#: Strides of P3-P7, the levels of every backbone :func:`~yolo2retina.model.build_retinanet` makes.
-STRIDES = (8, 16, 32, 64, 128)
+DEFAULT_RATIOS: tuple[tuple[float, ...], ...] = ((0.5, 1.0, 2.0),) * NUM_LEVELS
 _SCALES_PER_LEVEL = 3
 _SEARCH_SAMPLE = 4_000  # boxes used to search; coverage is then measured on all
 _CHUNK = 65_536
@@ -186,7 +187,7 @@ def _pyramid(base: float, octave: float) -> Levels:
             round(base * octave ** (level + j / _SCALES_PER_LEVEL), 1)
             for j in range(_SCALES_PER_LEVEL)
         )
-        for level in range(_LEVELS)
+        for level in range(NUM_LEVELS)
     )
 
 
@@ -197,8 +198,8 @@ def _ratio_candidates(wh: FloatArray) -> list[Levels]:
     candidates = [(0.5, 1.0, 2.0), data_ratios, (1 / 3, 1.0, 3.0), (0.25, 1.0, 4.0)]
     out: list[Levels] = []
     for c in candidates:
-        if len(set(c)) == 3 and (c,) * _LEVELS not in out:
-            out.append((c,) * _LEVELS)
+        if len(set(c)) == 3 and (c,) * NUM_LEVELS not in out:
+            out.append((c,) * NUM_LEVELS)
     return out
 
 
@@ -234,6 +235,23 @@ def _search(xyxy: FloatArray, ratios: Levels, threshold: float, target: float) -
                 best, best_key = _Candidate(sizes, ratios, coverage, grid), key
     if best is None:  # pragma: no cover - the loops always run
         raise ConfigError("anchor search found no candidate")
+    return best
+
+
+def _best_candidate(xyxy: FloatArray, threshold: float, target: float) -> _Candidate:
+    """The first ratio set that reaches ``target`` (torchvision's first), else the best one."""
+    best: _Candidate | None = None
+    for ratios in _ratio_candidates(xyxy[:, 2:] - xyxy[:, :2]):
+        cand = _search(xyxy, ratios, threshold, target)
+        if cand.coverage >= target:
+            return cand  # the first ratio set is torchvision's: keep it when it is enough
+        if best is None or (cand.coverage, cand.grid_mean_iou) > (
+            best.coverage,
+            best.grid_mean_iou,
+        ):
+            best = cand
+    if best is None:  # pragma: no cover
+        raise ConfigError("fit_anchors found no candidate")
     return best
 
 
@@ -362,20 +380,7 @@ def fit_anchors(
     if len(xyxy) > _SEARCH_SAMPLE:
         pick = np.random.default_rng(seed).choice(len(xyxy), _SEARCH_SAMPLE, replace=False)
         search = xyxy[np.sort(pick)]
-
-    best: _Candidate | None = None
-    for ratios in _ratio_candidates(search[:, 2:] - search[:, :2]):
-        cand = _search(search, ratios, iou_threshold, target_coverage)
-        if cand.coverage >= target_coverage:
-            best = cand
-            break  # the first ratio set is torchvision's: keep it when it is enough
-        if best is None or (cand.coverage, cand.grid_mean_iou) > (
-            best.coverage,
-            best.grid_mean_iou,
-        ):
-            best = cand
-    if best is None:  # pragma: no cover
-        raise ConfigError("fit_anchors found no candidate")
+    best = _best_candidate(search, iou_threshold, target_coverage)
 
     wh = xyxy[:, 2:] - xyxy[:, :2]
     side = np.sqrt(wh[:, 0] * wh[:, 1])
