@@ -14,6 +14,7 @@ from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations
 from yolo2retina.errors import ConfigError
 from yolo2retina.outputs import check_output_file, dataset_folders
+from yolo2retina.plots.histogram import MISSING_MATPLOTLIB, plot_box_size_histogram
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT
 
 __all__ = ["DatasetStats", "box_sides", "dataset_stats", "save_box_size_histogram"]
@@ -141,7 +142,8 @@ def save_box_size_histogram(
 
     Lines at 16 and 32 px make tiny objects (e.g. varroa mites) visible at a glance.
     The PNG is written under a temporary name and renamed, so an existing file is
-    either kept or replaced whole.
+    either kept or replaced whole. The drawing is
+    :func:`yolo2retina.plots.histogram.plot_box_size_histogram`.
 
     Args:
         annotations: one or more splits.
@@ -157,47 +159,19 @@ def save_box_size_histogram(
     """
     anns = _as_list(annotations)
     out = check_output_file(path, inputs=dataset_folders(anns), overwrite=overwrite)
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ConfigError(
-            "the box-size histogram needs matplotlib: pip install 'yolo2retina[plot]'"
-        ) from None
-    names = anns[0].class_names if anns else ()
     sides = box_sides(anns)
     labels = np.concatenate([a.labels for a in anns]) if anns else np.zeros(0, np.int64)
-    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
+    default_title = f"{sides.size} boxes, {int((sides < TINY_PX).sum())} under 16 px"
     try:
-        if sides.size:
-            lo, hi = max(float(sides.min()), 0.5), max(float(sides.max()), 1.0)
-            bins = np.geomspace(lo, hi * 1.0001 if hi > lo else lo * 2, 40)
-            data = [sides[labels == k] for k in range(len(names))]
-            ax.hist(data, bins=bins.tolist(), stacked=True, label=list(names))
-            ax.set_xscale("log")
-            ticks = [2.0**k for k in range(0, 14) if lo / 2 <= 2.0**k <= hi * 2]
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            ax.minorticks_off()
-            for x, name in ((TINY_PX, "16 px"), (SMALL_PX, "32 px")):
-                ax.axvline(x, color="k", ls="--", lw=0.8)
-                ax.text(x, ax.get_ylim()[1] * 0.95, f" {name}", va="top", fontsize=8)
-            if len(names) > 1:
-                ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no boxes", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xlabel("box size sqrt(width x height) [px]")
-        ax.set_ylabel("boxes")
-        ax.set_title(title or f"{sides.size} boxes, {int((sides < TINY_PX).sum())} under 16 px")
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        try:
-            fig.savefig(tmp, format="png")
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-    finally:
-        plt.close(fig)
-    return out
+        return plot_box_size_histogram(
+            sides,
+            labels,
+            anns[0].class_names if anns else (),
+            out,
+            marks=(TINY_PX, SMALL_PX),
+            title=title or default_title,
+        )
+    except ImportError as e:
+        if str(e) != MISSING_MATPLOTLIB:
+            raise
+        raise ConfigError(MISSING_MATPLOTLIB) from None  # a ConfigError, as it always was

@@ -60,10 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate one checkpoint on one split."""
+    from yolo2retina.coco_metric import coco_map
     from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.dataset import DetectionDataset
     from yolo2retina.errors import ConfigError
-    from yolo2retina.evaluate import coco_map, predict_dataset, write_evaluation
+    from yolo2retina.evaluation import predict_dataset, write_evaluation
     from yolo2retina.formats import load_annotations
     from yolo2retina.model import load_model
     from yolo2retina.outputs import check_output_dir, check_output_files, dataset_folders

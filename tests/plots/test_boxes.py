@@ -1,7 +1,10 @@
-"""Drawing detections: boxes in class colours, labels, a count caption, PNG output."""
+"""Tests for yolo2retina.plots.boxes: boxes in class colours, labels, a count caption, PNG output."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from yolo2retina.draw import class_color, draw
 from yolo2retina.errors import ConfigError
+from yolo2retina.plots.boxes import _caption, class_color, draw
 from yolo2retina.target import Target
 
 
@@ -33,9 +36,6 @@ def test_draw_puts_boxes_in_class_colours_and_saves_png(tmp_path: Path) -> None:
 
 def test_draw_caption_counts_per_class(tmp_path: Path) -> None:
     """The caption counts detections per class; labels print above the boxes."""
-    # the package re-exports the function draw(), which shadows the module attribute
-    from yolo2retina.draw import _caption
-
     t = Target.from_xyxy([[5, 30, 20, 45]] * 3, [1, 1, 0], [0.9, 0.8, 0.7])
     assert _caption(t, ["a", "b", "c"]) == "3 detections  |  a: 1  b: 2  c: 0"
     assert _caption(Target.empty(), ["a"]) == "0 detections  |  a: 0"
@@ -60,3 +60,36 @@ def test_draw_rejects_unknown_labels() -> None:
     """A label without a class name is a ConfigError."""
     with pytest.raises(ConfigError, match="no class name"):
         draw(Image.new("RGB", (10, 10)), Target.from_xyxy([[0, 0, 5, 5]], [3]), ["a"])
+
+
+def test_draw_rejects_other_inputs() -> None:
+    """Something that is neither a path, a PIL image nor a tensor is a ConfigError naming it."""
+    with pytest.raises(ConfigError, match="got list"):
+        draw([[0, 0]], Target.empty(), ["a"])  # type: ignore[arg-type]
+
+
+def test_drawing_a_photo_loads_no_torch(tmp_path: Path) -> None:
+    """Drawing on a path or a PIL image never imports torch (draw.py imported it at the top)."""
+    Image.new("RGB", (40, 30)).save(tmp_path / "x.png")
+    script = (
+        "import sys\n"
+        "from PIL import Image\n"
+        "from yolo2retina.plots import draw\n"
+        "from yolo2retina.target import Target\n"
+        "t = Target.from_xyxy([[2, 2, 20, 20]], [0], [0.5])\n"
+        "draw('x.png', t, ['a'], 'out/d.png')\n"
+        "draw(Image.open('x.png'), t, ['a'])\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'torchvision'}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] == "[]"
+    assert Image.open(tmp_path / "out" / "d.png").format == "PNG"

@@ -1,31 +1,35 @@
-"""Tests for yolo2retina.evaluate: parity with pycocotools, Metrics, confusion matrix, evaluate()."""
+"""Tests for yolo2retina.coco_metric: parity with pycocotools, Metrics, pycocotools_compat.
+
+The parity tests need pycocotools (they skip without it, through the ``pycocotools``
+fixture); every other test runs without it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder
-from yolo2retina.dataset import DetectionDataset
+from yolo2retina.coco_metric import Metrics, coco_map
 from yolo2retina.errors import DatasetError
-from yolo2retina.evaluate import Metrics, coco_map, confusion_matrix, evaluate, predict_dataset
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, FLAG_TRUNCATED, Target
 
-from .conftest import write_image
+from ._eval_helpers import build, pred
 
-COCO = pytest.importorskip("pycocotools.coco").COCO
-COCOeval = pytest.importorskip("pycocotools.cocoeval").COCOeval
+
+@pytest.fixture(scope="module")
+def pycocotools() -> None:
+    """Skip a parity test (only those) when pycocotools is not installed."""
+    pytest.importorskip("pycocotools.cocoeval")
 
 
 # -- a pycocotools reference ----------------------------------------------------------------------
@@ -86,6 +90,9 @@ def results_json(ann: Annotations, preds: list[Target]) -> list[dict[str, Any]]:
 
 def pycoco_eval(gt_dict: dict[str, Any], results: list[dict[str, Any]] | str) -> Any:
     """Run COCOeval on a gt dict and results (records or a JSON path); returns the COCOeval."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO()
         gt.dataset = gt_dict
@@ -114,6 +121,7 @@ def assert_same(m: Metrics, e: Any, cat_order: np.ndarray | None = None) -> None
 
 
 # -- hypothesis cases -----------------------------------------------------------------------------
+
 
 K = 3
 SCORES = (0.1, 0.5, 0.5, 0.7, 0.9, 1.0)  # few values: many ties
@@ -164,6 +172,7 @@ def eval_cases(draw: st.DrawFn) -> tuple[Annotations, list[Target]]:
     return b.build(["a", "b", "c"]), preds
 
 
+@pytest.mark.usefixtures("pycocotools")
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(eval_cases())
 def test_coco_map_matches_pycocotools_on_generated_cases(
@@ -200,6 +209,7 @@ def random_case(seed: int, n_img: int, dets_per_image: int) -> tuple[Annotations
     return b.build(["x", "y", "z"]), preds
 
 
+@pytest.mark.usefixtures("pycocotools")
 @pytest.mark.parametrize(("seed", "n_img", "dets"), [(0, 12, 300), (1, 40, 30), (2, 3, 250)])
 def test_coco_map_matches_pycocotools_past_max_dets(seed: int, n_img: int, dets: int) -> None:
     """Parity holds with more than 100 detections per image and class (maxDets truncation)."""
@@ -207,19 +217,7 @@ def test_coco_map_matches_pycocotools_past_max_dets(seed: int, n_img: int, dets:
     assert_same(coco_map(ann, preds), pycoco_eval(gt_json(ann), results_json(ann, preds)))
 
 
-def build(rows: list[tuple[list[list[float]], list[int], list[int]]]) -> Annotations:
-    """Annotations from per-image (boxes, labels, flags), image size 100x100, two classes."""
-    b = AnnotationsBuilder()
-    for i, (boxes, labels, flags) in enumerate(rows):
-        b.add(f"{i}.jpg", (100, 100), np.array(boxes, float).reshape(-1, 4), labels, flags)
-    return b.build(["cat", "dog"])
-
-
-def pred(boxes: list[list[float]], labels: list[int], scores: list[float]) -> Target:
-    """A prediction Target."""
-    return Target(np.array(boxes, float).reshape(-1, 4), labels, scores)
-
-
+@pytest.mark.usefixtures("pycocotools")
 def test_false_positives_on_images_without_ground_truth_lower_precision() -> None:
     """A detection on a background image is a false positive (supervision ignored these)."""
     ann = build([([[10, 10, 50, 50]], [0], [0]), ([], [], [])])
@@ -234,6 +232,7 @@ def test_false_positives_on_images_without_ground_truth_lower_precision() -> Non
     )
 
 
+@pytest.mark.usefixtures("pycocotools")
 def test_equal_iou_goes_to_the_later_ground_truth_box() -> None:
     """On equal IoU a detection takes the later gt box, as COCOeval's scan does."""
     ann = build([([[0, 0, 10, 20], [0, 0, 20, 10]], [0, 0], [0, 0])])
@@ -302,6 +301,16 @@ def test_bad_predictions_raise(preds: list[Target], match: str) -> None:
         coco_map(ann, preds)
 
 
+def test_pair_chunking_gives_the_same_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Computing IoUs in many small chunks (bounded memory) changes nothing."""
+    import yolo2retina.coco_matching as matching
+
+    ann, preds = random_case(3, 10, 60)
+    whole = coco_map(ann, preds)
+    monkeypatch.setattr(matching, "_PAIR_CHUNK", 7)
+    assert coco_map(ann, preds) == whole
+
+
 # -- real data ----------------------------------------------------------------------------------
 
 
@@ -328,6 +337,7 @@ def perturb(ann: Annotations, seed: int) -> list[Target]:
     return out
 
 
+@pytest.mark.usefixtures("pycocotools")
 @pytest.mark.parametrize("split", ["valid", "test"])
 def test_blood_cells_parity(blood_coco: Path, split: str) -> None:
     """On the real blood-cells COCO export (unused category 0 included) the numbers equal pycocotools'."""
@@ -347,6 +357,7 @@ def test_blood_cells_parity(blood_coco: Path, split: str) -> None:
     assert m.per_class[0].ap == -1.0  # the declared, unused category id 0
 
 
+@pytest.mark.usefixtures("pycocotools")
 def test_blood_cells_pycocotools_compat_reproduces_the_id_0_scoring(blood_coco: Path) -> None:
     """With the file's own annotation ids (starting at 0) compat mode equals pycocotools."""
     from yolo2retina.formats import load_annotations
@@ -391,6 +402,7 @@ def build_with_ids(
     return attrs.evolve(build(rows), annotation_ids=np.array(ids, np.int64))
 
 
+@pytest.mark.usefixtures("pycocotools")
 def test_compat_scores_a_match_to_gt_id_0_as_a_false_positive_and_consumes_the_gt() -> None:
     """Two detections on the id-0 box: neither is a true positive, and the second finds it taken."""
     ann = build_with_ids(
@@ -416,6 +428,7 @@ def test_compat_scores_a_match_to_gt_id_0_as_a_false_positive_and_consumes_the_g
     )
 
 
+@pytest.mark.usefixtures("pycocotools")
 @pytest.mark.parametrize("ids", [[0, 7, 3, 5], [2, 7, 3, 0], [2, 7, 0, 5]])
 def test_compat_id_0_crowd_and_area_range_ignores_match_pycocotools(ids: list[int]) -> None:
     """Id 0 on a crowd box (stays an ignore region), on a small box matched by a medium
@@ -438,6 +451,7 @@ def test_compat_id_0_crowd_and_area_range_ignores_match_pycocotools(ids: list[in
     assert_same(coco_map(ann, preds, pycocotools_compat=True), e)
 
 
+@pytest.mark.usefixtures("pycocotools")
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(eval_cases(), st.randoms(use_true_random=False))
 def test_compat_matches_pycocotools_with_id_0_on_generated_cases(
@@ -453,10 +467,14 @@ def test_compat_matches_pycocotools_with_id_0_on_generated_cases(
     assert_same(coco_map(ann, preds, pycocotools_compat=True), e)
 
 
+@pytest.mark.usefixtures("pycocotools")
 def test_results_json_for_varroa_loads_and_scores_the_same(
     varroa_yaml: Path, tmp_path: Path
 ) -> None:
     """The COCO results JSON of the varroa val set loads in loadRes and scores what coco_map scores."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
     from yolo2retina.formats import load_annotations
     from yolo2retina.formats.coco import coco_category_ids, write_coco_results
 
@@ -472,251 +490,3 @@ def test_results_json_for_varroa_loads_and_scores_the_same(
         e.accumulate()
         e.summarize()
     assert_same(coco_map(ann, preds), e)
-
-
-# -- confusion matrix ----------------------------------------------------------------------------
-
-
-def test_confusion_matrix_counts_swaps_misses_and_background() -> None:
-    """A class swap, a false positive, a miss and a crowd hit land in the right cells."""
-    ann = build(
-        [
-            (
-                [[10, 10, 50, 50], [60, 10, 90, 40], [0, 60, 100, 100]],
-                [0, 1, 0],
-                [0, 0, FLAG_CROWD],
-            ),
-            ([[5, 5, 20, 20]], [1], [0]),
-        ]
-    )
-    preds = [
-        pred([[10, 10, 50, 50], [0, 0, 8, 8], [10, 70, 30, 90]], [1, 0, 1], [0.9, 0.8, 0.7]),
-        pred([[5, 5, 20, 20], [5, 5, 20, 21]], [1, 1], [0.9, 0.1]),  # second is under 0.3
-    ]
-    cm = confusion_matrix(ann, preds)
-    expected = np.zeros((3, 3), np.int64)
-    expected[0, 1] = 1  # cat predicted as dog
-    expected[2, 0] = 1  # false positive "cat"
-    expected[1, 2] = 1  # missed dog (image 0)
-    expected[1, 1] = 1  # found dog (image 1)
-    np.testing.assert_array_equal(cm, expected)
-
-
-# -- evaluate() with a model -----------------------------------------------------------------------
-
-
-class CentreBoxModel(torch.nn.Module):
-    """Predicts one box covering the middle half of whatever image it is given."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.w = torch.nn.Parameter(torch.zeros(1))
-        self.seen_training: list[bool] = []
-
-    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
-        self.seen_training.append(self.training)
-        out = []
-        for img in images:
-            h, w = img.shape[-2:]
-            box = torch.tensor([[w / 4, h / 4, 3 * w / 4, 3 * h / 4]], dtype=torch.float32)
-            out.append(
-                {"boxes": box, "labels": torch.zeros(1, dtype=torch.int64), "scores": torch.ones(1)}
-            )
-        return out
-
-
-def centre_dataset(tmp_path: Path, max_size: int | None) -> DetectionDataset:
-    """Three 160x120 images whose only box is the middle half."""
-    b = AnnotationsBuilder()
-    for i in range(3):
-        p = write_image(tmp_path / f"{i}.png", (160, 120))
-        b.add(p, (120, 160), [[40, 30, 120, 90]], [0])
-    return DetectionDataset(b.build(["thing"]), max_size=max_size)
-
-
-@pytest.mark.parametrize("max_size", [None, 64])
-def test_evaluate_maps_boxes_back_to_the_original_frame(
-    tmp_path: Path, max_size: int | None
-) -> None:
-    """Boxes predicted on shrunk images are scaled back, and the model's train mode is restored."""
-    ds = centre_dataset(tmp_path, max_size)
-    model = CentreBoxModel()
-    model.train()
-    m = evaluate(model, ds, batch_size=2, progress=False)
-    assert m.map == pytest.approx(1.0)
-    assert model.seen_training == [False, False]
-    assert model.training
-
-
-# -- the CLI ----------------------------------------------------------------------------------------
-
-
-def _board_and_untrained_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
-    """A 4-image 64-px synthetic board and an untrained resnet18-FPN ``run/best.pt`` for it."""
-    from yolo2retina.datasets import synthetic_sticky_board
-    from yolo2retina.model import build_retinanet
-
-    data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
-    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
-    torch.manual_seed(0)
-    model = build_retinanet(**args)  # type: ignore[arg-type]
-    ckpt = tmp_path / "run" / "best.pt"
-    ckpt.parent.mkdir()
-    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["varroa"]}, ckpt)
-    return data, ckpt
-
-
-def test_cli_evaluate_prints_the_table_and_writes_outputs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """`yolo2retina evaluate` runs a real RetinaNet, prints the table and writes its outputs."""
-    from yolo2retina.cli import main
-
-    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
-
-    rc = main(["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet"])
-    assert rc == 0
-    out = capsys.readouterr().out
-    assert "Average Precision  (AP) @[ IoU=0.50:0.95" in out
-    folder = tmp_path / "run" / "eval-val"
-    metrics = json.loads((folder / "metrics.json").read_text())
-    assert set(metrics["per_class"]) == {"varroa"}
-    assert len(metrics["confusion_matrix"]["matrix"]) == 2
-    assert isinstance(json.loads((folder / "predictions.json").read_text()), list)
-    assert (folder / "confusion_matrix.png").is_file()
-
-
-def test_cli_evaluate_refuses_other_classes(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A checkpoint trained on other classes is an error with exit code 1, in one line."""
-    from yolo2retina.cli import main
-    from yolo2retina.datasets import synthetic_sticky_board
-    from yolo2retina.model import build_retinanet
-
-    data = synthetic_sticky_board(tmp_path / "board", n_images=2, image_size=64)
-    args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
-    ckpt = tmp_path / "best.pt"
-    model = build_retinanet(**args)  # type: ignore[arg-type]
-    torch.save({"model": model.state_dict(), "model_args": args, "class_names": ["ant"]}, ckpt)
-    assert main(["evaluate", "--data", str(data), "--weights", str(ckpt)]) == 1
-    assert "trained on classes ['ant']" in capsys.readouterr().err
-
-
-def test_confusion_matrix_prefers_a_regular_box_over_a_crowd_region() -> None:
-    """A detection on both a crowd region and a regular box counts as a hit on the box."""
-    ann = build([([[0, 0, 100, 100], [10, 10, 50, 50]], [0, 0], [FLAG_CROWD, 0])])
-    cm = confusion_matrix(ann, [pred([[12, 12, 50, 50]], [0], [0.9])])
-    assert cm[0, 0] == 1
-    assert cm.sum() == 1
-
-
-def test_write_evaluation_without_matplotlib_writes_json_and_warns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without matplotlib the JSON files are written and a warning names the plot extra."""
-    from yolo2retina.evaluate import write_evaluation
-
-    ann = build([([[10, 10, 50, 50]], [0], [0])])
-    preds = [pred([[10, 10, 50, 50]], [0], [0.9])]
-    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    with pytest.warns(UserWarning, match=r"yolo2retina\[plot\]"):
-        files = write_evaluation(tmp_path, coco_map(ann, preds), preds, ann)
-    assert sorted(p.name for p in files) == ["metrics.json", "predictions.json"]
-    assert json.loads((tmp_path / "metrics.json").read_text())["map50"] == pytest.approx(1.0)
-
-
-def test_pair_chunking_gives_the_same_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Computing IoUs in many small chunks (bounded memory) changes nothing."""
-    import yolo2retina.evaluate as ev
-
-    ann, preds = random_case(3, 10, 60)
-    whole = coco_map(ann, preds)
-    monkeypatch.setattr(ev, "_PAIR_CHUNK", 7)
-    assert coco_map(ann, preds) == whole
-
-
-def board_and_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
-    """A 4-image synthetic board (data.yaml) and an untrained resnet18 checkpoint in run/."""
-
-    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
-    return data, ckpt
-
-
-def test_cli_evaluate_second_run_needs_a_flag_and_never_writes_into_the_data(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A second evaluate into the same folder is refused (flags named); --overwrite replaces.
-
-    Before, it overwrote metrics.json and the plots of the earlier run without notice.
-    """
-    from yolo2retina.cli import main
-
-    data, ckpt = board_and_checkpoint(tmp_path)
-    base = ["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet", "--no-plots"]
-    assert main(base) == 0
-    metrics = tmp_path / "run" / "eval-val" / "metrics.json"
-    first = metrics.read_bytes()
-    capsys.readouterr()
-    assert main(base) == 1
-    err = capsys.readouterr().err
-    assert "eval-val: output folder already exists" in err
-    assert "--exist-ok" in err and "--overwrite" in err and len(err.strip().splitlines()) == 1
-    assert main([*base, "--exist-ok"]) == 1
-    assert "metrics.json" in capsys.readouterr().err
-    assert metrics.read_bytes() == first
-    assert main([*base, "--overwrite"]) == 0
-    assert json.loads(metrics.read_text())["weights"] == str(ckpt)
-    capsys.readouterr()
-    inside = tmp_path / "board" / "eval"
-    assert main([*base, "--out", str(inside), "--overwrite"]) == 1
-    assert "no flag allows this" in capsys.readouterr().err and not inside.exists()
-
-
-def test_cli_evaluate_batch_size_zero_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """--batch-size 0 used to end in a raw ValueError from the DataLoader; now exit 2, one line."""
-    from yolo2retina.cli import main
-
-    rc = main(["evaluate", "--data", "d.yaml", "--weights", "w.pt", "--batch-size", "0"])
-    assert rc == 2
-    err = capsys.readouterr().err
-    assert "--batch-size: expected a whole number >= 1, got '0'" in err
-    assert "Traceback" not in err
-
-
-def test_predict_dataset_rejects_a_zero_batch_size() -> None:
-    """The library says which setting is wrong instead of a DataLoader ValueError."""
-    from yolo2retina.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="batch_size"):
-        predict_dataset(CentreBoxModel(), centre_dataset_in_memory(), batch_size=0)
-
-
-def centre_dataset_in_memory() -> DetectionDataset:
-    b = AnnotationsBuilder()
-    b.add("x.png", (120, 160), [[40, 30, 120, 90]], [0])
-    return DetectionDataset(b.build(["thing"]))
-
-
-def test_cli_evaluate_pycocotools_compat_reaches_coco_map(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """`evaluate --pycocotools-compat` scores with coco_map(..., pycocotools_compat=True)."""
-    import yolo2retina.evaluate as ev
-    from yolo2retina.cli import main
-
-    data, ckpt = _board_and_untrained_checkpoint(tmp_path)
-    seen: list[bool] = []
-    real = ev.coco_map
-
-    def spy(*a: Any, **kw: Any) -> Any:
-        seen.append(bool(kw.get("pycocotools_compat", False)))
-        return real(*a, **kw)
-
-    monkeypatch.setattr(ev, "coco_map", spy)
-    base = ["evaluate", "--data", str(data), "--weights", str(ckpt), "--quiet", "--no-plots"]
-    assert main([*base, "--out", str(tmp_path / "a")]) == 0
-    assert main([*base, "--out", str(tmp_path / "b"), "--pycocotools-compat"]) == 0
-    assert seen == [False, True]

@@ -1,4 +1,4 @@
-"""Tests for yolo2retina.plots: PR curves per class and the confusion matrix PNG."""
+"""Tests for yolo2retina.plots.pr: PR curves per class and the confusion matrix PNG."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from yolo2retina.annotations import AnnotationsBuilder
-from yolo2retina.evaluate import Metrics, coco_map
+from yolo2retina.coco_metric import Metrics, coco_map
 from yolo2retina.target import Target
 
 pytest.importorskip("matplotlib")

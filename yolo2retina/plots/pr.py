@@ -1,8 +1,9 @@
 """Evaluation plots: a precision-recall curve per class and the confusion matrix.
 
 Needs matplotlib, the optional ``plot`` extra (``pip install 'yolo2retina[plot]'``).
-Figures are drawn with matplotlib's object API (no pyplot state, no GUI backend), so
-plotting is safe in scripts, notebooks and worker threads.
+The curves read a :class:`~yolo2retina.coco_metric.Metrics`; the confusion matrix takes
+plain counts. Nothing here imports the evaluation driver (:mod:`yolo2retina.evaluation`),
+which imports this module.
 """
 
 from __future__ import annotations
@@ -11,42 +12,22 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from yolo2retina.evaluate import IOU_THRESHOLDS, RECALL_THRESHOLDS, Metrics
+from yolo2retina.coco_metric import IOU_THRESHOLDS, RECALL_THRESHOLDS
+from yolo2retina.plots._matplotlib import MISSING_MATPLOTLIB, new_figure, save_png
+
+if TYPE_CHECKING:
+    from yolo2retina.coco_metric import Metrics
 
 __all__ = ["MISSING_MATPLOTLIB", "plot_confusion_matrix", "plot_pr_curves", "pr_curve_paths"]
-
-#: The message of the ImportError raised when matplotlib is not installed.
-MISSING_MATPLOTLIB = (
-    "evaluation plots need matplotlib: pip install 'yolo2retina[plot]' (or pip install matplotlib)"
-)
-
-
-def _figure(**kw: Any) -> Any:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError(MISSING_MATPLOTLIB) from None
-    return Figure(**kw)
 
 
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
-
-
-def _save(fig: Any, path: Path) -> None:
-    """Save a figure under a temporary name, then rename it: never a half-written PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _iou_index(iou_threshold: float) -> int:
@@ -89,7 +70,7 @@ def plot_pr_curves(
     (AP -1) get no file.
 
     Args:
-        metrics: the result of :func:`~yolo2retina.evaluate.coco_map`.
+        metrics: the result of :func:`~yolo2retina.coco_metric.coco_map`.
         out_dir: folder for the PNGs (created when missing).
         iou_threshold: one of ``0.50, 0.55, ..., 0.95``.
 
@@ -106,7 +87,7 @@ def plot_pr_curves(
     for k, path in pr_curve_paths(metrics, out_dir, iou_threshold=iou_threshold).items():
         c = metrics.per_class[k]
         precision = metrics.precision[t, :, k, 0, -1]
-        fig = _figure(figsize=(5, 4.5), dpi=100)
+        fig = new_figure(figsize=(5, 4.5), dpi=100)
         ax = fig.add_subplot()
         ap = float(precision.mean())
         ax.plot(RECALL_THRESHOLDS, precision, drawstyle="steps-post", color="tab:blue")
@@ -122,7 +103,7 @@ def plot_pr_curves(
         )
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        _save(fig, path)
+        save_png(fig, path)
         written.append(path)
     return written
 
@@ -135,7 +116,7 @@ def plot_confusion_matrix(
     normalize: bool = False,
     title: str = "confusion matrix at IoU 0.5",
 ) -> Path:
-    """Write the confusion matrix of :func:`~yolo2retina.evaluate.confusion_matrix` as a PNG.
+    """Write the confusion matrix of :func:`~yolo2retina.confusion.confusion_matrix` as a PNG.
 
     Rows are the true class, columns the predicted class; the last row and column are
     "background": false positives (row) and missed objects (column).
@@ -164,7 +145,7 @@ def plot_confusion_matrix(
         totals = shown.sum(axis=1, keepdims=True)
         shown = np.divide(shown, totals, out=np.zeros_like(shown), where=totals > 0)
     size = max(4.0, 0.6 * (k + 1) + 2.5)
-    fig = _figure(figsize=(size, size * 0.9), dpi=100)
+    fig = new_figure(figsize=(size, size * 0.9), dpi=100)
     ax = fig.add_subplot()
     im = ax.imshow(shown, cmap="Blues", vmin=0)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -189,6 +170,4 @@ def plot_confusion_matrix(
                     color="white" if peak and v > peak / 2 else "black",
                 )
     fig.tight_layout()
-    out = Path(path)
-    _save(fig, out)
-    return out
+    return save_png(fig, path)
