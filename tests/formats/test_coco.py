@@ -347,13 +347,13 @@ def test_large_files_parsed_in_pieces_match_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: dict[str, Any]
 ) -> None:
     """The piecewise parse of a large file gives exactly the whole-file result."""
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_json as coco_json
 
     f = make_coco(tmp_path, 3, _many(3, 40, **extra))
     whole = read_coco(f)
-    monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
     raw = f.read_bytes()
-    got = coco._chunked(raw, json.loads, set())
+    got = coco_json._chunked(raw, json.loads, set())
     assert got is not None and len(got[1][0]) == 120  # really parsed in pieces
     pieces = read_coco(f)
     for k in ("boxes", "labels", "flags", "offsets", "image_ids", "annotation_ids"):
@@ -364,14 +364,14 @@ def test_piecewise_parse_falls_back_when_unsure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A nested 'annotations' key before the real one, or a bad record, uses the whole parse."""
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_json as coco_json
 
-    monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
     f = make_coco(tmp_path, 3, _many(3, 20))
     doc = json.loads(f.read_text())
     doc = {"info": {"annotations": [{"id": 9}]}, **doc}
     f.write_text(json.dumps(doc))
-    assert coco._chunked(f.read_bytes(), json.loads, set()) is None
+    assert coco_json._chunked(f.read_bytes(), json.loads, set()) is None
     assert read_coco(f).num_boxes == 60
     doc["annotations"][30]["image_id"] = 77
     f.write_text(json.dumps(doc))
@@ -463,14 +463,14 @@ def test_values_are_never_coerced(
     pieces: bool,
 ) -> None:
     """A string or boolean bbox and a non-0/1 flag are errors naming file, index and id."""
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_json as coco_json
 
     anns = _many(2, 20)
     anns[13].update(field)
     f = make_coco(tmp_path, 2, anns)
     if pieces:  # the file is then "large": its annotations are parsed piece by piece
-        monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
-        assert f.stat().st_size > 2 * coco.CHUNK_BYTES
+        monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+        assert f.stat().st_size > 2 * coco_json.CHUNK_BYTES
     with pytest.raises(DatasetError, match=rf"ann\.json: annotations\[13\] \(id 14\): {message}"):
         read_coco(f)
 
@@ -496,15 +496,15 @@ def test_image_size_must_be_a_whole_number(tmp_path: Path, value: object) -> Non
 
 def _never_open(monkeypatch: pytest.MonkeyPatch, paths: list[str]) -> None:
     """Make the reader's read_image_hw fail the test when asked for one of ``paths``."""
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_images as coco_images
 
-    real = coco.read_image_hw
+    real = coco_images.read_image_hw
 
     def guarded(path: str | os.PathLike[str]) -> tuple[int, int]:
         assert not {str(path), os.path.realpath(path)} & set(paths), f"opened {path}"
         return real(path)
 
-    monkeypatch.setattr(coco, "read_image_hw", guarded)
+    monkeypatch.setattr(coco_images, "read_image_hw", guarded)
 
 
 @pytest.mark.parametrize("file_name", ["../outside.jpg", "/dev/stdin", "sub/../../outside.jpg"])
@@ -581,7 +581,7 @@ def test_deeply_nested_json_names_the_file(
     """100000 nested '[' are an invalid-JSON error naming the file, not a RecursionError."""
     import sys
 
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_json as coco_json
 
     if parser == "json":
         monkeypatch.setitem(sys.modules, "orjson", None)
@@ -599,7 +599,7 @@ def test_deeply_nested_json_names_the_file(
     assert '"bbox"' in text
     f.write_text(text.replace('"bbox"', f'"attributes": {deep}, "bbox"', 3))
     if pieces:
-        monkeypatch.setattr(coco, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
     with pytest.raises(DatasetError, match=r"ann\.json.*invalid JSON"):
         read_coco(f)
 
@@ -803,7 +803,7 @@ def test_mutated_json_gives_a_library_error_or_valid_targets(
     or Annotations whose every Target builds and lies inside its image."""
     import sys
 
-    import yolo2retina.formats.coco as coco
+    import yolo2retina.formats.coco_json as coco_json
 
     text = json.dumps(_mutate_json(doc, json_ops)).encode()
     f = tiny_coco / "a.json"
@@ -811,7 +811,7 @@ def test_mutated_json_gives_a_library_error_or_valid_targets(
     modules = {"orjson": None} if parser == "json" else {}
     with (
         mock.patch.dict(sys.modules, modules),
-        mock.patch.object(coco, "CHUNK_BYTES", 64 if pieces else coco.CHUNK_BYTES),
+        mock.patch.object(coco_json, "CHUNK_BYTES", 64 if pieces else coco_json.CHUNK_BYTES),
     ):
         _library_error_or_valid(
             lambda: read_coco(

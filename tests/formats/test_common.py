@@ -10,13 +10,8 @@ import pytest
 
 from yolo2retina.annotations import AnnotationsBuilder, LoadReport
 from yolo2retina.errors import AnnotationError, DatasetError
-from yolo2retina.formats._common import (
-    check_pixel_boxes,
-    path_kind,
-    quote,
-    read_classes_txt,
-    read_text_file,
-)
+from yolo2retina.formats._common import check_pixel_boxes
+from yolo2retina.formats._files import path_kind, quote, read_classes_txt, read_text_file
 
 
 def _check(xyxy: list[list[float]], wh: tuple[float, float], strict: bool) -> tuple:

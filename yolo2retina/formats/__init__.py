@@ -1,7 +1,9 @@
 """Dataset formats: readers and writers that all produce or take :class:`~yolo2retina.annotations.Annotations`.
 
-YOLO, VOC and COCO are built in; more formats plug in with :func:`register_format` or
-the entry-point group ``yolo2retina.formats`` (see :mod:`yolo2retina.formats.registry`).
+YOLO, VOC and COCO are built in (registered when this package is imported); more formats
+plug in with :func:`register_format` or the entry-point group ``yolo2retina.formats``
+(loaded on the first lookup; see :mod:`yolo2retina.formats.registry`). The adapter
+protocol and its values are in :mod:`yolo2retina.formats.base`.
 
 Example:
     >>> ann = load_annotations("data.yaml", split="val")  # doctest: +SKIP
@@ -17,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from yolo2retina.annotations import Annotations
-from yolo2retina.formats.coco import write_coco, write_coco_results
+from yolo2retina.formats.base import FormatAdapter, ImageMode, WriteReport
+from yolo2retina.formats.coco_writer import write_coco, write_coco_results
 from yolo2retina.formats.registry import (
     ENTRY_POINT_GROUP,
-    FormatAdapter,
-    ImageMode,
-    WriteReport,
     detect_format,
     get_format,
     list_formats,
@@ -30,8 +30,8 @@ from yolo2retina.formats.registry import (
     reload_plugins,
     unregister_format,
 )
-from yolo2retina.formats.voc import write_voc
-from yolo2retina.formats.yolo import write_yolo
+from yolo2retina.formats.voc_writer import write_voc
+from yolo2retina.formats.yolo_writer import write_yolo
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -56,9 +56,9 @@ __all__ = [
 
 def load_annotations(
     path: str | os.PathLike[str],
+    *,
     format: str = "auto",
     split: str | None = None,
-    *,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
     **kwargs: Any,

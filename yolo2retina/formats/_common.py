@@ -1,25 +1,31 @@
-"""Helpers shared by the format adapters: box checks, atomic writes and image placement."""
+"""Helpers shared by the format adapters: box checks, split names and writing datasets.
+
+Reading helpers (``path_kind``, ``read_text_file``, class-name files) live in
+:mod:`yolo2retina.formats._files`. ``atomic_write_bytes`` and ``atomic_write_text`` are
+:mod:`yolo2retina.atomic`'s, re-exported here for modules that still import them from here.
+"""
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import stat
-import tempfile
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from yolo2retina import boxes as box_ops
 from yolo2retina.annotations import Annotations, LoadReport
+from yolo2retina.atomic import atomic_write_bytes as atomic_write_bytes
+from yolo2retina.atomic import atomic_write_text as atomic_write_text
 from yolo2retina.errors import DatasetError
-from yolo2retina.image import IMAGE_EXTENSIONS
 from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT, FLAG_TRUNCATED
+
+#: The sidecar file beside a YOLO ``data.yaml`` that keeps COCO category ids and image ids,
+#: which YOLO label files cannot hold; ``read_yolo`` reads it back, Ultralytics ignores it,
+#: and the COCO reader never takes it for a COCO file.
+IDS_FILE = "yolo2retina_ids.json"
 
 #: Pixel boxes may lie this many pixels outside the image and are clipped
 #: (Roboflow writes ``xmax=641`` on 640-px images); further out is an error.
@@ -156,31 +162,6 @@ def float32_box_problems(
 # -- writing ---------------------------------------------------------------------------
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """UTF-8 text version of :func:`atomic_write_bytes`."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 def place_image(src: Path, dst: Path, mode: str) -> None:
     """Copy, symlink or hardlink ``src`` to ``dst`` atomically (temp name + rename)."""
     if dst.exists() and src.exists() and os.path.samefile(src, dst):
@@ -290,11 +271,6 @@ def id_losses(splits: Mapping[str, Annotations], fmt: str) -> list[str]:
     return lost
 
 
-def is_image_file(name: str) -> bool:
-    """Whether a file name has an image extension."""
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
 def fmt_number(v: float) -> str:
     """Shortest text that reads back as exactly ``v`` (``12`` rather than ``12.0``)."""
     f = float(v)
@@ -314,103 +290,3 @@ def common_names(splits: Mapping[str, Annotations]) -> tuple[str, ...]:
     if len(names) > 1:
         raise DatasetError(f"splits have different class names: {sorted(names)}")
     return next(iter(names)) if names else ()
-
-
-def path_kind(path: str | os.PathLike[str]) -> Literal["file", "dir", "other", "missing"]:
-    """What is at ``path``, without opening it and without raising on odd paths.
-
-    ``"file"`` is a regular file and ``"dir"`` a folder (symlinks followed); ``"other"``
-    exists but is neither (a FIFO, device, socket, broken or looping link, or a path that
-    cannot be examined); ``"missing"`` also covers names that cannot exist (too long,
-    containing NUL). ``Path.is_file()`` raises on a too-long name; this does not.
-    """
-    try:
-        mode = os.stat(path).st_mode
-    except (FileNotFoundError, NotADirectoryError):
-        try:
-            os.lstat(path)
-        except (OSError, ValueError):
-            return "missing"
-        return "other"  # a broken link
-    except ValueError:
-        return "missing"
-    except OSError as e:
-        return "missing" if e.errno == errno.ENAMETOOLONG else "other"
-    if stat.S_ISREG(mode):
-        return "file"
-    return "dir" if stat.S_ISDIR(mode) else "other"
-
-
-def not_regular(path: str | os.PathLike[str]) -> str | None:
-    """``None`` for a regular file (after links); else why not. Never opens ``path``.
-
-    A FIFO, a device (``/dev/stdin``) or a folder would hang or fail a reader that opened it.
-    """
-    kind = path_kind(path)
-    if kind == "file":
-        return None
-    if kind == "missing":
-        return "not found"
-    return "is not a regular file; only regular files are read"
-
-
-def read_text_file(file: Path, what: str = "text file") -> str:
-    """The UTF-8 text of a regular file (a byte-order mark is dropped).
-
-    Raises:
-        DatasetError: naming ``file``: not a regular file (a folder, FIFO or device is
-            never opened), unreadable, or not UTF-8 (``file:line`` and the offending byte).
-    """
-    kind = path_kind(file)
-    if kind != "file":
-        state = "does not exist" if kind == "missing" else "is not a regular file"
-        raise DatasetError(f"{file}: {what} {state}")
-    try:
-        data = file.read_bytes()
-    except OSError as e:
-        raise DatasetError(f"{file}: cannot read {what} ({e.strerror or e})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise DatasetError(
-            f"{file}:{line}: {what} is not UTF-8 (byte 0x{data[e.start]:02x} at offset "
-            f"{e.start}); save it as UTF-8"
-        ) from None
-
-
-def quote(value: object, limit: int = 200) -> str:
-    """``repr(value)`` cut to ``limit`` characters, for error messages that quote user input.
-
-    >>> quote("x" * 300, 10)
-    "'xxxxxxxx... (302 characters)"
-    """
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    return f"{text[: limit - 1]}... ({len(text)} characters)"
-
-
-#: The sidecar file beside a YOLO ``data.yaml`` that keeps COCO category ids and image ids,
-#: which YOLO label files cannot hold; ``read_yolo`` reads it back, Ultralytics ignores it,
-#: and the COCO reader never takes it for a COCO file.
-IDS_FILE = "yolo2retina_ids.json"
-
-#: Class-name files, one name per line, read by the same rules (in this order of preference):
-#: LabelImg / Roboflow ``classes.txt``, Darknet / CVAT ``obj.names``, ``classes.names``.
-CLASS_NAME_FILES = ("classes.txt", "obj.names", "classes.names")
-
-
-def read_classes_txt(file: Path) -> list[str]:
-    """Class names of a ``classes.txt``, ``obj.names`` or ``classes.names`` (one per line,
-    surrounding spaces and blank lines skipped).
-
-    Raises:
-        DatasetError: the file is not UTF-8 text, or it lists a name twice.
-    """
-    text = read_text_file(file, "class names file")
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if len(set(names)) != len(names):
-        dup = sorted(n for n, k in Counter(names).items() if k > 1)
-        raise DatasetError(f"{file}: duplicate class names: {quote(dup)}")
-    return names

@@ -1,6 +1,7 @@
 """The format registry: adapters that read and write datasets, looked up by name.
 
-Built-in adapters (``yolo``, ``voc``, ``coco``) are registered on first use.
+Built-in adapters (``yolo``, ``voc``, ``coco``) are registered when this module is
+imported; plug-ins are loaded on the first lookup.
 Third-party adapters plug in through the entry-point group ``yolo2retina.formats``:
 a package declares, in its ``pyproject.toml``::
 
@@ -17,14 +18,16 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import warnings
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any
 
-import attrs
-
-from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError, FormatNotFoundError
+from yolo2retina.formats.base import FormatAdapter as FormatAdapter
+from yolo2retina.formats.base import ImageMode as ImageMode
+from yolo2retina.formats.base import WriteReport as WriteReport
+from yolo2retina.formats.coco import ADAPTER as _COCO
+from yolo2retina.formats.voc import ADAPTER as _VOC
+from yolo2retina.formats.yolo import ADAPTER as _YOLO
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -42,108 +45,17 @@ __all__ = [
 #: The entry-point group that third-party format plug-ins register under.
 ENTRY_POINT_GROUP = "yolo2retina.formats"
 
-#: How a writer puts images into the output dataset.
-ImageMode = Literal["copy", "symlink", "hardlink"]
+#: The formats that ship with the package, registered when this module is imported.
+_BUILTINS: tuple[FormatAdapter, ...] = (_YOLO, _VOC, _COCO)
+
+_REGISTRY: dict[str, FormatAdapter] = {a.name: a for a in _BUILTINS}
+_plugins = {"loaded": False}
 
 
-@attrs.define
-class WriteReport:
-    """What a writer wrote, and what the target format could not hold.
-
-    Attributes:
-        destination: the output folder.
-        format: the format written.
-        images: images written (all splits).
-        boxes: boxes written (all splits).
-        files: every annotation file written.
-        lost: one line per kind of information the format cannot hold
-            (e.g. ``"3 crowd flags (YOLO has no crowd marker; written as ordinary boxes)"``).
-        remarks: what else the writer decided, for the user to know (e.g. a single split
-            also listed as ``val``).
-    """
-
-    destination: str
-    format: str
-    images: int = 0
-    boxes: int = 0
-    files: list[str] = attrs.field(factory=list)
-    lost: list[str] = attrs.field(factory=list)
-    remarks: list[str] = attrs.field(factory=list)
-
-    def __str__(self) -> str:
-        lines = [
-            f"Wrote {self.format} dataset to {self.destination}: "
-            f"{self.images} images, {self.boxes} boxes, {len(self.files)} annotation files"
-        ]
-        lines += [f"  lost: {line}" for line in self.lost]
-        lines += [f"  note: {line}" for line in self.remarks]
-        return "\n".join(lines)
-
-
-@runtime_checkable
-class FormatAdapter(Protocol):
-    """What a dataset format provides. Adapters parse and write annotations only.
-
-    They never decode pixels: image sizes come from
-    :func:`yolo2retina.image.read_image_hw`, which reads headers.
-
-    Attributes:
-        name: the registry name, lower case (``"coco"``).
-        description: one line shown by :func:`list_formats` users.
-    """
-
-    name: str
-    description: str
-
-    def detect(self, path: Path) -> bool:
-        """Whether ``path`` looks like a dataset of this format (cheap: no parsing)."""
-        ...
-
-    def splits(self, path: Path) -> tuple[str, ...]:
-        """The split names found at ``path``; ``()`` when ``path`` holds a single split."""
-        ...
-
-    def read(
-        self,
-        path: Path,
-        split: str | None = None,
-        *,
-        class_names: Sequence[str] | None = None,
-        strict: bool = False,
-        **kwargs: Any,
-    ) -> Annotations:
-        """Load one split of the dataset at ``path``."""
-        ...
-
-    def write(
-        self,
-        splits: Mapping[str, Annotations],
-        dst: Path,
-        *,
-        images: ImageMode = "copy",
-        overwrite: bool = False,
-        progress: bool = False,
-    ) -> WriteReport:
-        """Write one or more named splits into the folder ``dst``."""
-        ...
-
-
-_REGISTRY: dict[str, FormatAdapter] = {}
-_BUILTINS = ("yolo", "voc", "coco")
-_state = {"builtins": False, "plugins": False}
-
-
-def _ensure_loaded() -> None:
-    if not _state["builtins"]:
-        _state["builtins"] = True
-        from yolo2retina.formats import coco, voc, yolo
-
-        for mod in (yolo, voc, coco):
-            adapter = mod.ADAPTER
-            if adapter.name not in _REGISTRY:
-                _REGISTRY[adapter.name] = adapter
-    if not _state["plugins"]:
-        _state["plugins"] = True
+def _ensure_plugins() -> None:
+    """Load the entry-point plug-ins once, on the first lookup (importing them can be slow)."""
+    if not _plugins["loaded"]:
+        _plugins["loaded"] = True
         _load_plugins()
 
 
@@ -189,7 +101,7 @@ def register_format(adapter: FormatAdapter) -> FormatAdapter:
         >>> @register_format  # doctest: +SKIP
         ... class LabelMe: ...
     """
-    _ensure_loaded()
+    _ensure_plugins()
     obj = adapter() if isinstance(adapter, type) else adapter
     _check_adapter(obj)
     if obj.name in _REGISTRY:
@@ -203,7 +115,7 @@ def register_format(adapter: FormatAdapter) -> FormatAdapter:
 
 def unregister_format(name: str) -> None:
     """Remove a registered format (built-ins come back after :func:`reload_plugins`)."""
-    _ensure_loaded()
+    _ensure_plugins()
     get_format(name)
     del _REGISTRY[name]
 
@@ -211,14 +123,14 @@ def unregister_format(name: str) -> None:
 def reload_plugins() -> None:
     """Forget every registered format and scan built-ins and entry points again."""
     _REGISTRY.clear()
-    _state["builtins"] = False
-    _state["plugins"] = False
-    _ensure_loaded()
+    _REGISTRY.update((a.name, a) for a in _BUILTINS)
+    _plugins["loaded"] = False
+    _ensure_plugins()
 
 
 def list_formats() -> list[str]:
     """Names of all registered formats, sorted."""
-    _ensure_loaded()
+    _ensure_plugins()
     return sorted(_REGISTRY)
 
 
@@ -228,7 +140,7 @@ def get_format(name: str) -> FormatAdapter:
     Raises:
         FormatNotFoundError: unknown name; the message lists the known formats.
     """
-    _ensure_loaded()
+    _ensure_plugins()
     key = name.lower()
     if key not in _REGISTRY:
         raise FormatNotFoundError(
@@ -252,7 +164,7 @@ def detect_format(path: str | os.PathLike[str], *, option: str = "format=") -> s
         DatasetError: the path does not exist, no format recognises it, or several do
             (then pass ``format=`` explicitly).
     """
-    _ensure_loaded()
+    _ensure_plugins()
     p = Path(path)
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")

@@ -1,0 +1,203 @@
+"""The ``images`` table of a COCO file: ids, image paths under the images root, sizes.
+
+A ``file_name`` is relative to the images root; an absolute one or a ``..`` that leaves the
+root is refused before it is looked at, unless ``allow_outside_root``. Only regular files
+are opened (a FIFO or ``/dev/stdin`` is refused after a ``stat``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from operator import itemgetter, methodcaller
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+from tqdm.auto import tqdm
+
+from yolo2retina.annotations import LoadReport
+from yolo2retina.errors import DatasetError, ImageReadError
+from yolo2retina.formats._files import not_regular, quote
+from yolo2retina.formats.coco_columns import column, dupes, pixels_column
+from yolo2retina.formats.coco_layout import layout_images_root
+from yolo2retina.image import read_image_hw
+
+
+@attrs.frozen
+class ReadOptions:
+    """The reader's options, as :func:`read_coco` takes them."""
+
+    class_names: Sequence[str] | None
+    strict: bool
+    images_root: str | os.PathLike[str] | None
+    allow_outside_root: bool
+    verify_images: bool
+    progress: bool
+
+
+@attrs.frozen
+class ImageTable:
+    """The ``images`` table: ids, absolute paths (``""`` for a refused name), ``(N, 2)`` hw."""
+
+    ids: npt.NDArray[np.int64]
+    paths: list[str]
+    hw: npt.NDArray[np.int64]
+
+
+def image_table(file: Path, images: list[Any], opt: ReadOptions, report: LoadReport) -> ImageTable:
+    """Ids, paths and sizes of every image; raises listing every problem found."""
+    problems: list[str] = []
+    img_ids = column(
+        images,
+        itemgetter("id"),
+        np.int64,
+        lambda i: f"{file}: images[{i}]: missing or non-integer 'id'",
+        (int,),
+    )
+    if dup := dupes(img_ids):
+        shown = ", ".join(str(d) for d in dup[:10])
+        raise DatasetError(
+            f"{file}: duplicate image ids: {shown}" + (" ..." if len(dup) > 10 else "")
+        )
+    widths = pixels_column(
+        images, "width", lambda i: f"{file}: images[{i}]: 'width' is not a whole number"
+    )
+    heights = pixels_column(
+        images, "height", lambda i: f"{file}: images[{i}]: 'height' is not a whole number"
+    )
+    file_names = list(map(methodcaller("get", "file_name"), images))
+    root = _images_root(file, file_names, opt.images_root, report)
+    paths = _image_paths(file, file_names, img_ids, root, opt.allow_outside_root, problems)
+    n = len(images)
+    hw = np.stack([heights, widths], axis=1) if n else np.zeros((0, 2), np.int64)
+    if opt.verify_images:
+        _read_sizes(file, paths, file_names, img_ids, hw, opt.progress, problems)
+    else:
+        for i in np.flatnonzero((widths <= 0) | (heights <= 0)).tolist():
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}): no positive width/height "
+                "(verify_images=False cannot read it from the image)"
+            )
+    if problems:
+        raise DatasetError(f"cannot load COCO file {file}", problems)
+    return ImageTable(img_ids, paths, hw)
+
+
+def _images_root(
+    file: Path,
+    file_names: list[Any],
+    images_root: str | os.PathLike[str] | None,
+    report: LoadReport,
+) -> str:
+    if images_root is not None:
+        return os.path.realpath(images_root)
+    root = str(layout_images_root(file, file_names))
+    if root != str(file.parent):
+        report.details.append(
+            f"{file}: images are read from {root} (found from the folder layout; "
+            "images_root= or --images-root chooses another)"
+        )
+    return root
+
+
+def _image_paths(
+    file: Path,
+    file_names: list[Any],
+    img_ids: npt.NDArray[np.int64],
+    root: str,
+    allow_outside_root: bool,
+    problems: list[str],
+) -> list[str]:
+    """Absolute image paths; ``""`` for a name that is refused (it is never looked at)."""
+    root_sep = root.rstrip(os.sep) + os.sep
+    # Fast path for plain relative names; only the unusual ones are looked at closely.
+    paths = [root_sep + fn if type(fn) is str else "" for fn in file_names]
+    unusual = [
+        i
+        for i, fn in enumerate(file_names)
+        if type(fn) is not str
+        or not fn
+        or not fn.isascii()
+        or ".." in fn
+        or "./" in fn
+        or "//" in fn
+        or "\x00" in fn
+        or fn[0] in "/\\"
+        or fn[1:2] == ":"
+    ]
+    for i in unusual:
+        paths[i] = _unusual_path(
+            file_names[i],
+            f"{file}: images[{i}] (id {img_ids[i]})",
+            root,
+            allow_outside_root,
+            problems,
+        )
+    first: dict[str, int] = {}
+    for i, path in enumerate(paths):
+        if path and (j := first.setdefault(path, i)) != i:
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}): file_name {quote(file_names[i])} is "
+                f"the same file as images[{j}] (id {img_ids[j]}); one file cannot be two images"
+            )
+    return paths
+
+
+def _unusual_path(
+    fn: Any, where: str, root: str, allow_outside_root: bool, problems: list[str]
+) -> str:
+    """The path of a ``file_name`` that is not plain relative ASCII, or ``""`` (a problem)."""
+    if not isinstance(fn, str) or not fn:
+        problems.append(f"{where}: missing 'file_name'")
+        return ""
+    if "\x00" in fn:
+        problems.append(f"{where}: file_name {quote(fn)} contains a NUL byte")
+        return ""
+    try:
+        os.fsencode(fn)
+    except UnicodeError:
+        problems.append(f"{where}: file_name {quote(fn)} is not a valid file name here")
+        return ""
+    full = os.path.normpath(os.path.join(root, fn))
+    if not allow_outside_root and not full.startswith(root.rstrip(os.sep) + os.sep):
+        how = "is absolute" if os.path.isabs(fn) else "escapes the images root"
+        problems.append(
+            f"{where}: file_name {quote(fn)} {how} ({root}); pass allow_outside_root=True "
+            "to accept files outside it"
+        )
+        return ""
+    return full
+
+
+def _read_sizes(
+    file: Path,
+    paths: list[str],
+    file_names: list[Any],
+    img_ids: npt.NDArray[np.int64],
+    hw: npt.NDArray[np.int64],
+    progress: bool,
+    problems: list[str],
+) -> None:
+    """Fill ``hw`` from the image headers; a JSON size that disagrees is a problem."""
+    for i in tqdm(range(len(paths)), desc="image headers", disable=not progress):
+        if not paths[i]:
+            continue
+        why = not_regular(paths[i])
+        if why is not None:  # a FIFO or /dev/stdin would block the header read
+            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {paths[i]} {why}")
+            continue
+        try:
+            h, w = read_image_hw(paths[i])
+        except ImageReadError as e:
+            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {e}")
+            continue
+        json_h, json_w = int(hw[i, 0]), int(hw[i, 1])
+        if (json_w, json_h) not in ((0, 0), (w, h)):
+            problems.append(
+                f"{file}: images[{i}] (id {img_ids[i]}, {file_names[i]}): width x height "
+                f"{json_w}x{json_h} but the image is {w}x{h} (after EXIF orientation)"
+            )
+        hw[i] = (h, w)

@@ -1,0 +1,227 @@
+"""Parsing one YOLO label file: ``class cx cy w h`` rows or polygons -> pixel XYXY boxes.
+
+Rows are normalized to the (EXIF-corrected) image size; a polygon ``class x1 y1 ... xn yn``
+becomes its enclosing box. A clean file (only valid, unique five-value rows) takes a
+vectorised path; anything else is parsed row by row for exact messages and counts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from yolo2retina import boxes as box_ops
+from yolo2retina.annotations import LoadReport
+from yolo2retina.formats._common import float32_box_problems
+from yolo2retina.formats._files import quote
+
+#: Normalized coordinates may lie this far outside [0, 1] (1% of the image) and are clipped.
+CLIP_TOLERANCE = 0.01
+
+_Boxes = tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]
+
+
+def _no_boxes() -> _Boxes:
+    return np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+
+
+def parse_float(tok: str) -> float | None:
+    """``float(tok)``, or ``None`` when it is not a number."""
+    try:
+        return float(tok)
+    except ValueError:
+        return None
+
+
+def _parse_clean_boxes(
+    lines: list[tuple[int, list[str]]], image_wh: tuple[int, int], num_classes: int
+) -> _Boxes | None:
+    """Vectorised path for the common file: only valid, unique ``class cx cy w h`` rows.
+
+    Returns ``None`` whenever anything needs a closer look (polygons, bad values, clips,
+    duplicates); the row-by-row path then produces the exact messages and counts.
+    """
+    if not lines:
+        return _no_boxes()
+    if any(len(t) != 5 for _, t in lines):
+        return None
+    try:
+        arr = np.array([t for _, t in lines], dtype=np.float64)
+    except (ValueError, OverflowError):
+        return None
+    if not np.isfinite(arr).all():
+        return None
+    cls = arr[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):  # 1e308 + 1e308 / 2 -> inf: refused below
+        norm = box_ops.cxcywh_to_xyxy(arr[:, 1:])
+    ok = (
+        bool((cls == np.floor(cls)).all())
+        and bool(((cls >= 0) & (cls < num_classes)).all())
+        and bool((arr[:, 3:] > 0).all())
+        and bool(((norm >= 0) & (norm <= 1)).all())
+        # duplicates by value: "0.50" and "0.5" are the same row (-0.0 equals 0.0 here)
+        and len(set(map(tuple, arr.tolist()))) == len(lines)
+    )
+    if not ok:
+        return None
+    # checked in float32, the dtype Annotations stores: w=1e-9 has no area there
+    xyxy = box_ops.xyxy_norm_to_xyxy(norm, image_wh).astype(np.float32)
+    if not ((xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])).all():
+        return None
+    return xyxy, cls.astype(np.int64)
+
+
+def parse_label_file(
+    label: Path,
+    image_wh: tuple[int, int],
+    num_classes: int,
+    strict: bool,
+    report: LoadReport,
+    problems: list[str],
+) -> _Boxes:
+    """The boxes of one label file: ``(n, 4) float32`` pixel XYXY and ``(n,) int64`` labels.
+
+    Bad rows are problems naming ``file:line``; clips and drops are counted in ``report``.
+    """
+    try:
+        text = label.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        problems.append(f"{label}: not a UTF-8 text file")
+        return _no_boxes()
+    except OSError as e:
+        problems.append(f"{label}: cannot read label file ({e.strerror or e})")
+        return _no_boxes()
+    lines = [
+        (n, toks) for n, toks in enumerate((ln.split() for ln in text.splitlines()), 1) if toks
+    ]
+    fast = _parse_clean_boxes(lines, image_wh, num_classes)
+    if fast is not None:
+        return fast
+    rows: list[npt.NDArray[np.float64]] = []
+    cls_ids: list[int] = []
+    linenos: list[int] = []
+    seen: dict[tuple[float, ...], int] = {}
+    for lineno, toks in lines:
+        fv = _parse_row(f"{label}:{lineno}", toks, num_classes, problems)
+        if fv is None:
+            continue
+        key = tuple((fv + 0.0).tolist())  # parsed values: "0.50" repeats "0.5"; -0 is 0
+        if key in seen:
+            msg = f"{label}:{lineno}: exact duplicate of line {seen[key]}"
+            if strict:
+                problems.append(msg)
+            else:
+                report.note("dropped_duplicates", msg + " (dropped)")
+            continue
+        seen[key] = lineno
+        norm = _row_box(f"{label}:{lineno}", toks, fv, problems)
+        if norm is not None and _clip_row(f"{label}:{lineno}", norm, strict, report, problems):
+            rows.append(norm)
+            cls_ids.append(int(fv[0]))
+            linenos.append(lineno)
+    if not rows:
+        return _no_boxes()
+    return _to_pixels(label, rows, cls_ids, linenos, image_wh, strict, report, problems)
+
+
+def _parse_row(
+    where: str, toks: list[str], num_classes: int, problems: list[str]
+) -> npt.NDArray[np.float64] | None:
+    """The values of one row with a valid class id, or ``None`` after recording its problem."""
+    n = len(toks)
+    if n != 5 and (n < 7 or n % 2 == 0):
+        problems.append(
+            f"{where}: expected 5 values (class cx cy w h) or a polygon "
+            f"(class x1 y1 x2 y2 x3 y3 ...), got {n}"
+        )
+        return None
+    vals = [parse_float(t) for t in toks]
+    bad = [t for t, v in zip(toks, vals, strict=True) if v is None]
+    if bad:
+        problems.append(f"{where}: {quote(bad[0])} is not a number")
+        return None
+    fv = np.array(vals, dtype=np.float64)
+    if not np.isfinite(fv).all():
+        problems.append(f"{where}: NaN or infinite value")
+        return None
+    c = fv[0]
+    if c != int(c) or c < 0:
+        problems.append(f"{where}: class id {quote(toks[0])} is not a non-negative integer")
+        return None
+    if int(c) >= num_classes:
+        problems.append(f"{where}: class id {int(c)} >= number of classes {num_classes}")
+        return None
+    return fv
+
+
+def _row_box(
+    where: str, toks: list[str], fv: npt.NDArray[np.float64], problems: list[str]
+) -> npt.NDArray[np.float64] | None:
+    """Normalized XYXY of a box row or a polygon's enclosing box; ``None`` for no area."""
+    coords = fv[1:]
+    if len(toks) == 5:
+        if coords[2] <= 0 or coords[3] <= 0:
+            problems.append(f"{where}: zero-area box (w={quote(toks[3])}, h={quote(toks[4])})")
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: refused later
+            norm: npt.NDArray[np.float64] = box_ops.cxcywh_to_xyxy(coords)[0]
+    else:
+        norm = box_ops.polygon_norm_to_xyxy(coords, (1.0, 1.0))[0]
+        if norm[2] <= norm[0] or norm[3] <= norm[1]:
+            problems.append(f"{where}: zero-area polygon")
+            return None
+    return norm
+
+
+def _clip_row(
+    where: str,
+    norm: npt.NDArray[np.float64],
+    strict: bool,
+    report: LoadReport,
+    problems: list[str],
+) -> bool:
+    """Whether to keep a row: edges within :data:`CLIP_TOLERANCE` of ``[0, 1]`` are clipped
+    later (counted), further out is a problem."""
+    if (norm < -CLIP_TOLERANCE).any() or (norm > 1 + CLIP_TOLERANCE).any():
+        problems.append(
+            f"{where}: box edges [{', '.join(f'{v:.4g}' for v in norm)}] lie outside [0, 1] "
+            f"by more than {CLIP_TOLERANCE:g}"
+        )
+        return False
+    if (norm < 0).any() or (norm > 1).any():
+        msg = f"{where}: box slightly outside the image"
+        if strict:
+            problems.append(msg)
+            return False
+        clipped = np.clip(norm, 0.0, 1.0)
+        if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+            report.note("dropped_zero_area", msg + ", zero area after clipping (dropped)")
+            return False
+        report.note("clipped", msg + " (clipped)")
+    return True
+
+
+def _to_pixels(
+    label: Path,
+    rows: list[npt.NDArray[np.float64]],
+    cls_ids: list[int],
+    linenos: list[int],
+    image_wh: tuple[int, int],
+    strict: bool,
+    report: LoadReport,
+    problems: list[str],
+) -> _Boxes:
+    """Normalized rows -> clipped pixel boxes, validated in float32 (the stored dtype)."""
+    norm_xyxy = np.clip(np.stack(rows), 0.0, 1.0)
+    xyxy = box_ops.clip_xyxy(box_ops.xyxy_norm_to_xyxy(norm_xyxy, image_wh), image_wh)
+    # validated in float32, the dtype Annotations stores (w=1e-9 has area only in float64)
+    keep = np.ones(len(rows), dtype=bool)
+    for i, msg in float32_box_problems(xyxy, keep, lambda i: f"{label}:{linenos[i]}"):
+        keep[i] = False
+        if strict or "float32 range" in msg:
+            problems.append(msg)
+        else:
+            report.note("dropped_zero_area", msg + " (dropped)")
+    return xyxy[keep].astype(np.float32), np.asarray(cls_ids, dtype=np.int64)[keep]

@@ -1,0 +1,192 @@
+"""Where a YOLO dataset's files are: index files, image folders and lists, label paths.
+
+Labels sit under the ``labels`` folder that mirrors ``images`` (Ultralytics) or beside
+the images (Darknet, flat folders); image lists (``train.txt``) name one image per line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from yolo2retina.errors import DatasetError
+from yolo2retina.formats._common import split_candidates
+from yolo2retina.formats._files import path_kind, quote, read_text_file
+from yolo2retina.formats.darknet import find_obj_data
+from yolo2retina.formats.data_yaml import abs_path
+from yolo2retina.formats.yolo_labels import parse_float
+from yolo2retina.image import IMAGE_EXTENSIONS
+
+__all__ = ["image_to_label_path"]
+
+#: Why a name with an image extension is never opened.
+NOT_REGULAR = "not a regular file (a FIFO, device, socket, folder or broken link); not opened"
+
+
+def image_to_label_path(image_path: str | os.PathLike[str]) -> Path:
+    """Label file of an image: the LAST ``images`` folder becomes ``labels``, extension ``.txt``.
+
+    >>> image_to_label_path("/d/images/train/images_0012.jpg").as_posix()
+    '/d/labels/train/images_0012.txt'
+    >>> image_to_label_path("/d/flat/a.png").as_posix()
+    '/d/flat/a.txt'
+    """
+    p = Path(image_path)
+    parts = list(p.parent.parts)
+    for k in range(len(parts) - 1, -1, -1):
+        if parts[k] == "images":
+            parts[k] = "labels"
+            break
+    return Path(*parts, p.stem + ".txt") if parts else Path(p.stem + ".txt")
+
+
+def list_images(folder: Path, problems: list[str]) -> list[Path]:
+    """Image files under ``folder`` (recursively, not into linked folders), sorted.
+
+    A name with an image extension that is not a regular file (a FIFO, device, socket,
+    folder or broken link) is a problem and is never opened.
+    """
+    out = []
+    stack = [os.fspath(folder)]
+    while stack:
+        d = stack.pop()
+        try:
+            with os.scandir(d) as it:
+                entries = list(it)
+        except OSError as e:
+            problems.append(f"{d}: cannot list folder ({e.strerror or e})")
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                if path_kind(entry.path) == "file":
+                    out.append(Path(entry.path))
+                else:
+                    problems.append(f"{entry.path}: {NOT_REGULAR}")
+    return sorted(out)
+
+
+def images_from_list(
+    list_file: Path, root: Path, problems: list[str], *, darknet: bool = False
+) -> list[Path]:
+    """Images named in a split list file, one path per line.
+
+    Relative lines are tried against the list's folder, then the dataset root (and, for a
+    Darknet ``obj.data``, without a leading ``data/``). Lines may point outside the
+    dataset (Ultralytics and Darknet lists often hold absolute paths), but only to
+    regular files: anything else is a problem naming the line.
+    """
+    try:
+        text = read_text_file(list_file, "image list")
+    except DatasetError as e:
+        problems.append(str(e))
+        return []
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.strip()
+        if not s:
+            continue
+        p = Path(s)
+        if not p.is_absolute():
+            # Ultralytics: "./x.jpg" is relative to the list's folder; otherwise try root too.
+            cand = [list_file.parent / p, root / p]
+            if darknet and len(p.parts) > 1 and p.parts[0] == "data":
+                cand.append(root.joinpath(*p.parts[1:]))
+            p = next((c for c in cand if path_kind(c) != "missing"), cand[0])
+        p = abs_path(p)
+        kind = path_kind(p)
+        if kind != "file":
+            what = "does not exist" if kind == "missing" else "is " + NOT_REGULAR
+            problems.append(f"{list_file}:{lineno}: image {quote(s)} {what}")
+            continue
+        out.append(p)
+    return out
+
+
+def is_image_list(file: Path) -> bool:
+    """Whether a ``.txt`` is a Darknet / CVAT image list (``train.txt``): its first line
+    names an image file rather than starting with a class id."""
+    try:
+        with open(file, "rb") as fh:
+            head = fh.read(4096).decode("utf-8-sig", errors="replace")
+    except OSError:
+        return False
+    first = next((ln.strip() for ln in head.splitlines() if ln.strip()), "")
+    return (
+        bool(first)
+        and parse_float(first.split()[0]) is None
+        and os.path.splitext(first)[1].lower() in IMAGE_EXTENSIONS
+    )
+
+
+def folder_sources(folder: Path, split: str | None, shown: Path) -> list[Path]:
+    """The image folders of ``split`` in a dataset folder without an index file.
+
+    ``images/{split}``, ``{split}/images`` or ``{split}`` (``val`` also finds ``valid``);
+    with no split, ``images/`` or the folder itself.
+    """
+    if split:
+        for s in split_candidates(split):  # "val" also finds "valid" and "validation"
+            for c in (folder / "images" / s, folder / s / "images", folder / s):
+                if path_kind(c) == "dir":
+                    return [abs_path(c)]
+        if any(
+            path_kind(folder / s) == "dir" or path_kind(folder / "images" / s) == "dir"
+            for s in ("train", "val", "valid", "test")
+        ):
+            raise DatasetError(
+                f"{shown}: no '{split}' split. Looked for images/{split}, {split}/images and {split}"
+            )
+    if path_kind(folder / "images") == "dir":
+        return [folder / "images"]
+    return [folder]
+
+
+def folder_splits(path: Path) -> tuple[str, ...]:
+    """``images/{split}`` and ``{split}/images`` folders of a dataset folder."""
+    if not path.is_dir():
+        return ()
+    found = set()
+    if (path / "images").is_dir():
+        found |= {d.name for d in (path / "images").iterdir() if d.is_dir()}
+    found |= {d.name for d in path.iterdir() if d.is_dir() and (d / "images").is_dir()}
+    return tuple(sorted(found))
+
+
+def find_yaml(folder: Path) -> Path | None:
+    """``data.yaml`` (or ``.yml``, ``dataset.yaml``), or the one yaml file in ``folder``."""
+    for name in ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml"):
+        if (folder / name).is_file():
+            return folder / name
+    found = sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml"))
+    return found[0] if len(found) == 1 else None
+
+
+def has_label_txt(folder: Path) -> bool:
+    """Whether ``folder`` holds a ``.txt`` file (not ``classes.txt``) beside an image of the
+    same stem (any :data:`~yolo2retina.image.IMAGE_EXTENSIONS` suffix, in any case)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    images: dict[str, list[str]] = {}
+    for n in names:
+        stem, ext = os.path.splitext(n)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            images.setdefault(stem, []).append(n)
+    return any(
+        n.endswith(".txt")
+        and n != "classes.txt"
+        and any((folder / m).is_file() for m in images.get(n[:-4], ()))
+        for n in names
+    )
+
+
+def index_file(path: Path) -> Path | None:
+    """The data.yaml or obj.data that describes ``path`` (the file itself, or in the folder)."""
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        return None
+    return find_yaml(path) or find_obj_data(path)
