@@ -327,6 +327,7 @@ class AnchorFit:
         return "\n".join(lines)
 
 
+# Long only by its docstring (the search it documents); the body is four steps.
 def fit_anchors(
     dataset_or_annotations: Any,
     *,
