@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import pickle
 import re
 import warnings
 from pathlib import Path
@@ -18,7 +16,6 @@ from yolo2retina.annotations import AnnotationsBuilder
 from yolo2retina.errors import ConfigError
 from yolo2retina.model import (
     BACKBONES,
-    RetinaNetSpec,
     build_args,
     build_from_args,
     build_retinanet,
@@ -386,22 +383,6 @@ def test_build_from_args_of_a_run_without_frozen_bn() -> None:
     model = build_from_args(args | {"weights": "coco.pt"})  # recorded, never read again
     assert model.spec.frozen_bn is True
     assert build_from_args(args).spec.frozen_bn is False
-
-
-def test_built_model_is_a_plain_retinanet_that_copies_and_pickles() -> None:
-    """The spec rides along through deepcopy and pickle and adds nothing to the state dict."""
-    from torchvision.models.detection import RetinaNet, retinanet_resnet50_fpn
-
-    model = build_retinanet(num_classes=3, backbone="resnet50_fpn", **SMALL)
-    assert isinstance(model, RetinaNet) and isinstance(model.spec, RetinaNetSpec)
-    assert model.anchor_fit is None  # only anchor_sizes="auto" fits anchors
-    reference = retinanet_resnet50_fpn(weights=None, weights_backbone=None, num_classes=3)
-    ours, theirs = model.state_dict(), reference.state_dict()
-    assert list(ours) == list(theirs)
-    assert all(ours[k].shape == theirs[k].shape for k in ours)
-    for again in (copy.deepcopy(model), pickle.loads(pickle.dumps(model))):
-        assert build_args(again) == build_args(model)
-        assert list(again.state_dict()) == list(ours)
 
 
 def test_build_args_through_distributed_data_parallel(tmp_path: Path) -> None:
