@@ -144,7 +144,7 @@ def _write_image_files(
     run: PredictRun, pred: ImagePrediction, stem: str, outputs: _Outputs
 ) -> None:
     """The drawing and the label file of one predicted image (none for a failed one)."""
-    from yolo2retina.draw import draw
+    from yolo2retina.plots.boxes import draw
 
     if pred.target is None or pred.image_hw is None:
         return

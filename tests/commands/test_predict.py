@@ -1,0 +1,147 @@
+"""``yolo2retina predict`` (yolo2retina.commands.predict): outputs, exit codes, refused outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from tests._prediction_helpers import photo, tiny_checkpoint, tree
+from yolo2retina.cli import main
+
+
+@pytest.fixture
+def ckpt(tmp_path: Path) -> Path:
+    return tiny_checkpoint(tmp_path / "best.pt")
+
+
+def test_cli_predict_writes_outputs_and_exits_1_on_unreadable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The CLI loads a checkpoint, tiles, writes drawings/counts/exports, and exits 1 for a bad file."""
+    ckpt = tiny_checkpoint(tmp_path / "best.pt")
+    src = tmp_path / "photos"
+    photo(src / "one.jpg", (10, 10, 20, 20), size=(150, 100))
+    photo(src / "two.jpg", (30, 30, 45, 45), size=(100, 150))
+    (src / "bad.jpg").write_bytes(b"nope")
+    out = tmp_path / "out"
+    argv = [
+        "predict",
+        "--weights",
+        str(ckpt),
+        "--source",
+        str(src),
+        "--out",
+        str(out),
+        "--tile",
+        "auto",
+        "--score",
+        "0.0",
+        "--save-txt",
+        "--save-json",
+        "--save-voc",
+        "--no-progress",
+    ]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "bad.jpg" in captured.err and "one.jpg:" in captured.out
+    rows = list(csv.DictReader((out / "counts.csv").open()))
+    assert [Path(r["image"]).name for r in rows] == ["bad.jpg", "one.jpg", "two.jpg"]
+    assert int(rows[1]["total"]) == int(rows[1]["varroa"]) + int(rows[1]["bee"]) > 0
+    assert (out / "one.png").is_file() and (out / "labels" / "two.txt").is_file()
+    assert (out / "voc" / "Annotations" / "one.xml").is_file()
+    res = json.loads((out / "predictions.json").read_text())
+    assert {r["image_id"] for r in res} == {1, 2}
+    assert (
+        main(
+            [*argv[:4], str(src / "one.jpg"), "--out", str(out / "2"), "--no-draw", "--no-progress"]
+        )
+        == 0
+    )
+    assert not (out / "2" / "one.png").exists()
+
+
+def test_cli_predict_usage_errors(tmp_path: Path) -> None:
+    """A bad --tile is a usage error (exit 2); a missing checkpoint or source is exit 1."""
+    img = photo(tmp_path / "a.png", (1, 1, 5, 5))
+    base = ["predict", "--source", str(img), "--out", str(tmp_path / "o")]
+    assert main([*base, "--weights", "x.pt", "--tile", "big"]) == 2
+    assert main([*base, "--weights", str(tmp_path / "missing.pt")]) == 1
+    ckpt = tiny_checkpoint(tmp_path / "best.pt")
+    assert (
+        main(
+            [
+                "predict",
+                "--weights",
+                str(ckpt),
+                "--source",
+                str(tmp_path / "none*.jpg"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 1
+    )
+
+
+def test_cli_predict_never_writes_into_its_sources(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out = the source folder used to overwrite photos with drawings (a.png); --save-txt
+    into a dataset root used to overwrite ground-truth labels. Both are refused, whatever
+    the flags, and nothing changes."""
+    from tests.conftest import make_yolo_dataset
+
+    photos = tmp_path / "photos"
+    photo(photos / "a.png", (10, 10, 30, 30))
+    ds = make_yolo_dataset(tmp_path / "ds", {"a": ["0 0.5 0.5 0.2 0.2"]}, split="").parent
+    before = {p: tree(p) for p in (photos, ds)}
+    base = ["predict", "--weights", str(ckpt), "--no-progress", "--score", "0"]
+    cases = [
+        ["--source", str(photos), "--out", str(photos)],
+        ["--source", str(photos), "--out", str(photos / "pred")],
+        ["--source", str(photos / "a.png"), "--out", str(photos)],
+        ["--source", str(ds / "images"), "--out", str(ds), "--save-txt"],
+    ]
+    for case in cases:
+        for flag in ([], ["--exist-ok"], ["--overwrite"]):
+            assert main([*base, *case, *flag]) == 1
+            err = capsys.readouterr().err
+            assert "no flag allows this" in err and "Traceback" not in err
+    assert {p: tree(p) for p in (photos, ds)} == before
+    assert not (photos / "pred").exists()
+
+
+def test_cli_predict_second_run_needs_a_flag(
+    tmp_path: Path, ckpt: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second predict into the same folder is refused naming the flags; --overwrite redoes it."""
+    src = tmp_path / "photos"
+    photo(src / "a.png", (10, 10, 30, 30))
+    photo(src / "b.png", (40, 20, 60, 50))
+    out = tmp_path / "out"
+    argv = ["predict", "--weights", str(ckpt), "--source", str(src), "--out", str(out)]
+    argv += ["--no-progress", "--score", "0", "--save-txt", "--save-json", "--save-voc"]
+    assert main(argv) == 0
+    first = tree(out)
+    capsys.readouterr()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{out}: output folder already exists" in err and "--exist-ok" in err
+    assert main([*argv, "--exist-ok"]) == 1
+    err = capsys.readouterr().err
+    assert "already exist: " in err and "counts.csv" in err and "--overwrite" in err
+    assert tree(out) == first
+    assert main([*argv, "--overwrite"]) == 0
+    assert tree(out).keys() == first.keys()
+    assert not [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    # --exist-ok: a folder that holds other files is reused, and they are kept
+    notes = tmp_path / "results" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("mine")
+    argv[argv.index(str(out))] = str(notes.parent)
+    assert main(argv) == 1
+    assert main([*argv, "--exist-ok"]) == 0
+    assert notes.read_text() == "mine" and (notes.parent / "counts.csv").is_file()
