@@ -123,3 +123,18 @@ def make_annotations(
             image_id=i + 1,
         )
     return b.build(names)
+
+
+def coco_ann(i: int, image_id: int, cat: int, bbox: list[Any], **kw: Any) -> dict[str, Any]:
+    """One COCO annotation record."""
+    return {"id": i, "image_id": image_id, "category_id": cat, "bbox": bbox, **kw}
+
+
+def many_coco_anns(n_images: int, per_image: int, **extra: Any) -> list[dict[str, Any]]:
+    """``n_images * per_image`` annotations with random positions (seeded), two categories."""
+    rng = np.random.default_rng(0)
+    out = []
+    for k in range(n_images * per_image):
+        xy = rng.uniform(0, 40, 2).round(3).tolist()
+        out.append(coco_ann(k + 1, k % n_images + 1, 1 + k % 2, [*xy, 5.5, 4.25], **extra))
+    return out

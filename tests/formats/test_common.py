@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 from yolo2retina.annotations import AnnotationsBuilder, LoadReport
 from yolo2retina.errors import AnnotationError, DatasetError
 from yolo2retina.formats._common import check_pixel_boxes
-from yolo2retina.formats._files import path_kind, quote, read_classes_txt, read_text_file
 
 
 def _check(xyxy: list[list[float]], wh: tuple[float, float], strict: bool) -> tuple:
@@ -52,41 +50,6 @@ def test_builder_refuses_box_without_area_in_float32_naming_the_image() -> None:
     b = AnnotationsBuilder()
     with pytest.raises(AnnotationError, match=r"^/d/a\.jpg: box 1 "):
         b.add("/d/a.jpg", (48, 64), [[1, 1, 5, 5], [100, 3, 100 + 1e-6, 5]], [0, 0])
-
-
-def test_latin1_classes_txt_is_a_dataset_error(tmp_path: Path) -> None:
-    """read_classes_txt (shared by YOLO and VOC) names a non-UTF-8 file and the byte offset."""
-    f = tmp_path / "classes.txt"
-    f.write_bytes("mite\ncaf\xe9\n".encode("latin-1"))
-    with pytest.raises(DatasetError, match=r"not UTF-8 \(byte 0xe9 at offset 8\)") as info:
-        read_classes_txt(f)
-    assert str(f) in str(info.value)
-
-
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
-def test_read_text_file_never_opens_a_fifo(tmp_path: Path) -> None:
-    """A FIFO named like a text file is refused without opening it (which would block)."""
-    fifo = tmp_path / "classes.txt"
-    os.mkfifo(fifo)
-    with pytest.raises(DatasetError, match="is not a regular file"):
-        read_text_file(fifo, "classes.txt")
-
-
-def test_path_kind_never_raises(tmp_path: Path) -> None:
-    """Odd names (too long, NUL, broken link) are classified instead of raising OSError."""
-    (tmp_path / "f").write_text("x")
-    os.symlink(tmp_path / "nowhere", tmp_path / "broken")
-    assert path_kind(tmp_path / "f") == "file" and path_kind(tmp_path) == "dir"
-    assert path_kind(tmp_path / "broken") == "other"
-    assert path_kind(tmp_path / ("x" * 100_000)) == "missing"
-    assert path_kind(str(tmp_path / "a\x00b")) == "missing"
-
-
-def test_quote_cuts_long_values() -> None:
-    """quote() keeps short values whole and cuts long ones, saying how long they were."""
-    assert quote("abc") == "'abc'"
-    long = quote(["x" * 1000] * 1000)
-    assert len(long) < 250 and long.endswith("characters)")
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])

@@ -190,3 +190,71 @@ def test_from_path_and_dataset_classes(tmp_path: Path) -> None:
     coco = CocoDataset(f)
     assert len(coco) == 2 and coco.num_boxes == 1
     assert load_annotations(f, format="coco").num_boxes == 1
+
+
+# -- one registration style: built-ins at import, plug-ins on the first lookup ---------------
+
+
+def test_builtins_are_registered_at_import_and_plugins_scanned_on_first_lookup() -> None:
+    """Importing the registry registers yolo, voc and coco without scanning entry points;
+    the first lookup scans them once."""
+    import subprocess
+    import sys
+
+    code = """
+import importlib.metadata as md
+calls = []
+real = md.entry_points
+def spy(**kw):
+    calls.append(kw)
+    return real(**kw)
+md.entry_points = spy
+import yolo2retina.formats.registry as r
+from yolo2retina.formats import coco, voc, yolo
+assert calls == [], calls
+assert r._REGISTRY == {"yolo": yolo.ADAPTER, "voc": voc.ADAPTER, "coco": coco.ADAPTER}
+r.get_format("yolo")
+r.list_formats()
+assert len(calls) == 1, calls
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_unregistered_builtin_comes_back_after_reload(clean_registry: None) -> None:
+    """unregister_format removes a built-in until reload_plugins registers it again."""
+    unregister_format("voc")
+    assert "voc" not in list_formats()
+    reload_plugins()
+    assert "voc" in list_formats() and get_format("voc").name == "voc"
+
+
+def test_adapters_import_the_protocol_never_the_registry() -> None:
+    """Format modules take FormatAdapter, ImageMode and WriteReport from formats.base, so the
+    registry (which imports the adapters) and the adapters form no cycle."""
+    import ast
+
+    import yolo2retina.formats as pkg
+    from yolo2retina.formats import base, registry
+
+    folder = Path(pkg.__file__).parent
+    for module in sorted(folder.glob("*.py")):
+        if module.name in ("__init__.py", "registry.py"):
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{node.module}.{a.name}" for a in node.names]
+                assert not any(n.startswith("yolo2retina.formats.registry") for n in names), (
+                    module.name
+                )
+    # the old import path still gives the same objects
+    assert registry.WriteReport is base.WriteReport and registry.ImageMode is base.ImageMode
+    assert registry.FormatAdapter is base.FormatAdapter is FormatAdapter
+
+
+def test_load_annotations_options_are_keyword_only(tmp_path: Path) -> None:
+    """load_annotations(path, format=..., split=...): a positional format is a TypeError."""
+    y = make_yolo_dataset(tmp_path, {"a": ["0 0.5 0.5 0.2 0.2"]})
+    assert len(load_annotations(y, format="yolo", split="train")) == 1
+    with pytest.raises(TypeError):
+        load_annotations(y, "yolo", "train")  # type: ignore[misc]

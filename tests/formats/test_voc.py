@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,7 +18,7 @@ from tests.formats._helpers import make_annotations, make_voc, voc_xml
 from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError, Yolo2RetinaError
 from yolo2retina.formats import load_annotations, write_annotations
-from yolo2retina.formats.voc import read_voc, write_voc
+from yolo2retina.formats.voc import read_voc
 from yolo2retina.target import FLAG_DIFFICULT, FLAG_TRUNCATED
 
 
@@ -198,39 +197,6 @@ def test_missing_image_is_an_error(tmp_path: Path) -> None:
         read_voc(tmp_path)
 
 
-def test_write_then_read_gives_the_same_numbers(tmp_path: Path) -> None:
-    """VOC -> VOC: writing what was read and reading it again changes nothing."""
-    make_voc(
-        tmp_path / "src",
-        {
-            "a": [
-                {"name": "x", "box": (1, 1, 64, 48), "difficult": 1},
-                {"name": "y", "box": (2.5, 3, 9.25, 7)},
-            ],
-            "b": [],
-        },
-        splits={"train": ["a", "b"]},
-    )
-    first = read_voc(tmp_path / "src", "train")
-    report = write_voc({"train": first}, tmp_path / "out")
-    again = read_voc(tmp_path / "out", "train")
-    assert again.class_names == first.class_names
-    np.testing.assert_array_equal(again.boxes, first.boxes)
-    np.testing.assert_array_equal(again.labels, first.labels)
-    np.testing.assert_array_equal(again.flags, first.flags)
-    assert again.report.background_images == 1
-    assert report.lost == []
-    text = (tmp_path / "out" / "Annotations" / "a.xml").read_text()
-    assert "<xmin>1</xmin>" in text and "<xmax>64</xmax>" in text
-
-
-def test_writer_reports_lost_crowd_flags(tmp_path: Path) -> None:
-    """VOC has no crowd marker, so the writer says crowd flags were lost."""
-    ann = make_annotations(tmp_path, [[((1, 1, 9, 9), 0, 1)]])
-    report = write_voc(ann, tmp_path / "out")
-    assert any("crowd" in line for line in report.lost)
-
-
 # -- the same result for every way of naming the dataset ----------------------------------
 
 
@@ -344,18 +310,6 @@ def test_repeated_elements_are_errors(tmp_path: Path, text: str, message: str) -
     (tmp_path / "a.xml").write_text(text)
     with pytest.raises(DatasetError, match=rf"a\.xml: {message}"):
         read_voc(tmp_path)
-
-
-def test_same_stem_images_are_refused_by_the_writer_before_writing(tmp_path: Path) -> None:
-    """write_voc names annotation files by stem, so a.jpg and a.png would share a.xml."""
-    a = make_annotations(tmp_path / "src", [[((1, 1, 9, 9), 0, 0)]], prefix="a")
-    b = make_annotations(tmp_path / "src", [[((2, 2, 9, 9), 1, 0)]], prefix="a")
-    jpg = tmp_path / "src" / "a0.jpg"
-    write_image(jpg, (64, 48))
-    b = attrs.evolve(b, paths=np.array([str(jpg)]))
-    with pytest.raises(DatasetError, match=r"a0\.jpg: same output name as .*a0\.png"):
-        write_voc({"train": a, "val": b}, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
 
 
 def test_same_stem_images_beside_one_xml_are_refused(tmp_path: Path) -> None:
@@ -682,3 +636,23 @@ def test_clip_and_drop_messages_quote_the_files_own_values(tmp_path: Path) -> No
     )
     with pytest.raises(DatasetError, match=r"box \[5\.0, 2\.0, 700\.0, 10\.0\] lies more"):
         read_voc(tmp_path)
+
+
+# -- one extension list: a stem is tried with every image suffix ----------------------------
+
+
+@pytest.mark.parametrize("filename", ["<filename>gone.jpg</filename>", ""])
+@pytest.mark.parametrize("name", ["a.bmp", "a.JPEG", "a.tif"])
+def test_image_found_by_stem_with_any_image_suffix(
+    tmp_path: Path, filename: str, name: str
+) -> None:
+    """When <filename> is absent or names no file, the xml's stem is tried with every
+    image.IMAGE_EXTENSIONS suffix, lower and upper case."""
+    write_image(tmp_path / name, (64, 48))
+    (tmp_path / "a.xml").write_text(
+        f"<annotation>{filename}<size><width>64</width><height>48</height></size>"
+        "<object><name>x</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>20</xmax>"
+        "<ymax>30</ymax></bndbox></object></annotation>"
+    )
+    ann = read_voc(path=tmp_path)
+    assert len(ann) == 1 and ann.image_path(0).name == name and ann.num_boxes == 1

@@ -7,22 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from tests.formats._helpers import make_annotations
 from yolo2retina.annotations import Annotations, AnnotationsBuilder
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats import load_annotations, load_splits, write_annotations
 from yolo2retina.formats.yolo import read_yolo, write_yolo
-from yolo2retina.target import FLAG_CROWD, FLAG_DIFFICULT
-
-
-@pytest.fixture
-def ann(tmp_path: Path) -> Annotations:
-    """Two images, one with two boxes, one background."""
-    return make_annotations(
-        tmp_path / "src", [[((1, 1, 9, 9), 0, 0), ((2.5, 3, 30, 40), 1, 0)], []]
-    )
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])
@@ -48,32 +38,6 @@ def test_image_modes(tmp_path: Path, ann: Annotations, mode: str) -> None:
     assert dst.read_bytes() == src.read_bytes()
     assert dst.is_symlink() == (mode == "symlink")
     assert (os.stat(dst).st_ino == os.stat(src).st_ino) == (mode != "copy")
-
-
-def test_yolo_writer_layout_background_and_yaml(tmp_path: Path, ann: Annotations) -> None:
-    """Labels per image (empty for background), and a data.yaml with val for 'valid'."""
-    write_yolo({"train": ann, "valid": ann}, tmp_path / "out")
-    doc = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
-    assert doc == {"train": "images/train", "val": "images/valid", "nc": 2, "names": ["a", "b"]}
-    assert (tmp_path / "out" / "labels" / "valid" / "img1.txt").read_text() == ""
-    back = read_yolo(tmp_path / "out" / "data.yaml", "val")
-    np.testing.assert_allclose(back.boxes, ann.boxes, atol=1e-4)
-    assert back.report.clipped == 0 and back.report.background_images == 1
-
-
-def test_yolo_writer_says_what_is_lost(tmp_path: Path) -> None:
-    """Crowd and difficult flags cannot be written to YOLO; the report and a warning say so."""
-    a = make_annotations(
-        tmp_path, [[((1, 1, 9, 9), 0, FLAG_CROWD), ((1, 1, 5, 5), 0, FLAG_DIFFICULT)]]
-    )
-    with pytest.warns(UserWarning) as caught:
-        report = write_annotations(a, tmp_path / "out", "yolo")
-    messages = [str(w.message) for w in caught]
-    assert any("lost 1 crowd flag" in m for m in messages)
-    assert any("lost 1 difficult flag" in m for m in messages)
-    assert any("1 crowd flag" in line for line in report.lost)
-    assert any("1 difficult flag" in line for line in report.lost)
-    assert "lost: " in str(report)
 
 
 def test_name_collisions_are_refused(tmp_path: Path) -> None:

@@ -89,25 +89,36 @@ def check_pixel_boxes(
         b = [round(float(v), 4) for v in xyxy[i] + shift]
         size = f"{int(w[i])}x{int(h[i])}"
         if not finite[i]:
-            problems.append(f"{where(i)}: non-finite box coordinates {b}")
-            keep[i] = False
+            problem = f"{where(i)}: non-finite box coordinates {b}"
         elif inverted[i]:
-            problems.append(f"{where(i)}: inverted box {b} (needs x1 <= x2 and y1 <= y2)")
-            keep[i] = False
+            problem = f"{where(i)}: inverted box {b} (needs x1 <= x2 and y1 <= y2)"
         elif far[i]:
-            problems.append(
-                f"{where(i)}: box {b} lies more than {tol:g} px outside the {size} image"
-            )
-            keep[i] = False
+            problem = f"{where(i)}: box {b} lies more than {tol:g} px outside the {size} image"
         else:
             msg = f"{where(i)}: box {b} slightly outside the {size} image"
-            if strict:
-                problems.append(msg)
-                keep[i] = False
-            else:
+            if not strict:
                 report.note("clipped", msg + " (clipped)")
+                continue
+            problem = msg
+        problems.append(problem)
+        keep[i] = False
     if out.any():
         xyxy[out] = box_ops.clip_xyxy_each(xyxy[out], wh[out])
+    _drop_empty(xyxy, keep, where, shift, strict=strict, report=report, problems=problems)
+    return keep
+
+
+def _drop_empty(
+    xyxy: npt.NDArray[np.float64],
+    keep: npt.NDArray[np.bool_],
+    where: Callable[[int], str],
+    shift: npt.NDArray[np.float64],
+    *,
+    strict: bool,
+    report: LoadReport,
+    problems: list[str],
+) -> None:
+    """Unset ``keep`` for kept boxes with no area (in float64, or once stored as float32)."""
     with np.errstate(invalid="ignore"):
         zero = keep & (box_ops.area(xyxy) <= 0)
     for i in np.flatnonzero(zero).tolist():
@@ -123,7 +134,6 @@ def check_pixel_boxes(
         else:
             report.note("dropped_zero_area", msg + " (dropped)")
         keep[i] = False
-    return keep
 
 
 def float32_box_problems(

@@ -61,6 +61,7 @@ from yolo2retina.formats.coco_columns import (
     index_of,
 )
 from yolo2retina.formats.coco_images import ImageTable, ReadOptions, image_table
+from yolo2retina.formats.coco_json import CHUNK_BYTES as CHUNK_BYTES
 from yolo2retina.formats.coco_json import load_coco
 from yolo2retina.formats.coco_layout import (
     OTHER_COCO_PREFIXES as OTHER_COCO_PREFIXES,

@@ -63,22 +63,8 @@ def load_obj_data(path: str | os.PathLike[str]) -> DataYaml:
             naming the file when it has no ``train`` or no names can be found.
     """
     f = Path(path)
-    text = read_text_file(f, "obj.data")
+    values = _read_keys(f)
     here = Path(os.path.realpath(f.parent))
-    values: dict[str, tuple[int, str]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        s = line.split("#", 1)[0].strip()
-        if not s:
-            continue
-        key, eq, value = s.partition("=")
-        key, value = key.strip().lower(), value.strip()
-        if not eq or not key:
-            raise DatasetError(f"{f}:{lineno}: expected 'key = value', got {quote(line.strip())}")
-        if key in values:
-            raise DatasetError(
-                f"{f}:{lineno}: '{key}' is given again (first on line {values[key][0]})"
-            )
-        values[key] = (lineno, value)
     notes: list[str] = []
     dropped: list[str] = []
 
@@ -88,17 +74,11 @@ def load_obj_data(path: str | os.PathLike[str]) -> DataYaml:
             dropped.append(f"{key} = {values[key][1]}")
         return path
 
-    if "names" in values:
-        names_file = resolve("names")
-        names = read_classes_txt(names_file)
-    else:
-        found = find_class_names(here, here)
-        if found is None:
-            raise DatasetError(
-                f"{f}: no 'names' key and no class-names file ({', '.join(CLASS_NAME_FILES)}) "
-                "beside it"
-            )
-        names = found
+    names = read_classes_txt(resolve("names")) if "names" in values else None
+    if names is None and (names := find_class_names(here, here)) is None:
+        raise DatasetError(
+            f"{f}: no 'names' key and no class-names file ({', '.join(CLASS_NAME_FILES)}) beside it"
+        )
     if "classes" in values:
         lineno, raw = values["classes"]
         nc = as_int(raw)
@@ -121,6 +101,28 @@ def load_obj_data(path: str | os.PathLike[str]) -> DataYaml:
             "(Darknet's working folder)"
         )
     return DataYaml(f, here, splits, names, notes, darknet=True)
+
+
+def _read_keys(file: Path) -> dict[str, tuple[int, str]]:
+    """``{key: (line number, value)}`` of an obj.data; keys lower case, ``#`` comments cut."""
+    text = read_text_file(file, "obj.data")
+    values: dict[str, tuple[int, str]] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = line.split("#", 1)[0].strip()
+        if not s:
+            continue
+        key, eq, value = s.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        if not eq or not key:
+            raise DatasetError(
+                f"{file}:{lineno}: expected 'key = value', got {quote(line.strip())}"
+            )
+        if key in values:
+            raise DatasetError(
+                f"{file}:{lineno}: '{key}' is given again (first on line {values[key][0]})"
+            )
+        values[key] = (lineno, value)
+    return values
 
 
 def find_obj_data(folder: Path) -> Path | None:
