@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
+import attrs
 import numpy as np
 import pytest
 
-from yolo2retina.annotations import AnnotationsBuilder, LoadReport
-from yolo2retina.errors import DatasetError
+from yolo2retina.annotations import AnnotationsBuilder, LoadReport, NoteKind
+from yolo2retina.errors import ConfigError, DatasetError
 
 
 def _three_images() -> AnnotationsBuilder:
@@ -51,8 +54,6 @@ def test_subset_keeps_boxes_with_their_images() -> None:
 def test_annotation_ids_are_optional_read_only_and_follow_subset() -> None:
     """Per-box annotation ids: None from the builder; when given, copied, read-only, checked
     against the box count and carried by subset with their boxes."""
-    import attrs
-
     a = _three_images().build(["p", "q"])
     assert a.annotation_ids is None and a.subset([2, 0]).annotation_ids is None
     src = np.array([10, 0, 12])
@@ -82,3 +83,45 @@ def test_report_str_is_readable() -> None:
     text = str(r)
     assert "x.yaml" in text and "clipped:             1" in text and "a.txt:1: clipped" in text
     assert r.changed == 1
+
+
+@pytest.mark.parametrize("kind", get_args(NoteKind))
+def test_note_counts_each_kind_in_its_own_counter(kind: str) -> None:
+    """note(kind) adds one to that counter only and keeps the detail line."""
+    r = LoadReport()
+    r.note(kind, "a.txt:3: what happened")  # type: ignore[arg-type]  # kind is each NoteKind
+    counters = {
+        f.name: getattr(r, f.name) for f in attrs.fields(LoadReport) if f.type in ("int", int)
+    }
+    assert counters.pop(kind) == 1 and set(counters.values()) == {0}
+    assert r.details == ["a.txt:3: what happened"]
+
+
+def test_note_kinds_are_every_event_counter() -> None:
+    """NoteKind names every int counter except the three the builder sets (images, boxes,
+    background_images): a new counter cannot be added without note() counting it."""
+    ints = {f.name for f in attrs.fields(LoadReport) if f.type in ("int", int)}
+    assert set(get_args(NoteKind)) == ints - {"images", "boxes", "background_images"}
+
+
+@pytest.mark.parametrize("kind", ["images", "boxes", "details", "source", "nope"])
+def test_note_refuses_a_name_that_is_not_an_event_counter(kind: str) -> None:
+    """note("images") used to add 1 to the image count through setattr; every name outside
+    NoteKind is a ConfigError naming the allowed kinds, and nothing is counted."""
+    r = LoadReport()
+    with pytest.raises(ConfigError, match=f"unknown kind '{kind}'.*clipped"):
+        r.note(kind, "x")  # type: ignore[arg-type]
+    assert r == LoadReport()
+
+
+def test_builder_options_after_the_data_are_keyword_only() -> None:
+    """add(..., flags, image_id=) and build(names, report, category_ids=): the id options
+    are keyword-only, so a positional id cannot land in the wrong slot."""
+    b = AnnotationsBuilder()
+    with pytest.raises(TypeError):
+        b.add("a.jpg", (10, 10), [[0, 0, 5, 5]], [0], None, 7)  # type: ignore[call-arg]
+    b.add("a.jpg", (10, 10), [[0, 0, 5, 5]], [0], None, image_id=7)
+    with pytest.raises(TypeError):
+        b.build(["p"], None, [5])  # type: ignore[call-arg]
+    a = b.build(["p"], None, category_ids=[5])
+    assert a.image_ids.tolist() == [7] and a.category_ids == (5,)

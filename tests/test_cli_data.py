@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -101,7 +102,9 @@ def test_stats_without_matplotlib(
 
 def test_split_writes_lists_and_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """split writes train/val/test lists and a data.yaml that loads; same seed, same split."""
-    rows = {f"im{i}": ["0 0.5 0.5 0.2 0.2"] for i in range(10)}
+    rows: dict[str, Sequence[str] | str | None] = {
+        f"im{i}": ["0 0.5 0.5 0.2 0.2"] for i in range(10)
+    }
     y = make_yolo_dataset(tmp_path / "ds", rows)
     out = tmp_path / "split"
     assert (

@@ -325,7 +325,7 @@ def test_faster_rcnn_trains_one_step_and_predicts_class_0_back(tmp_path: Path) -
     losses = model(images, targets)
     assert all(torch.isfinite(v) for v in losses.values())
     opt.zero_grad()
-    sum(losses.values()).backward()  # type: ignore[union-attr]
+    sum(losses.values()).backward()
     opt.step()
     model.eval()
     model.roi_heads.score_thresh = 0.0  # an untrained head: keep every detection
@@ -333,4 +333,19 @@ def test_faster_rcnn_trains_one_step_and_predicts_class_0_back(tmp_path: Path) -
         out = model(images)
     labels = torch.cat([o["labels"] for o in out])
     assert len(labels) > 0
-    assert (labels - ds.label_offset).unique().tolist() == [0]
+    assert torch.unique(labels - ds.label_offset).tolist() == [0]
+
+
+def test_dataset_classes_take_path_and_from_path_keywords(yaml_path: Path) -> None:
+    """The file or folder parameter of every dataset class is `path` (was `source`);
+    from_path's options after the path are keywords."""
+    import inspect
+
+    from yolo2retina.dataset import CocoDataset, DetectionDataset, VocDataset
+
+    for cls in (YoloDataset, VocDataset, CocoDataset):
+        assert next(iter(inspect.signature(cls).parameters)) == "path", cls
+    assert len(YoloDataset(path=yaml_path, split="train")) == 4
+    with pytest.raises(TypeError):
+        DetectionDataset.from_path(yaml_path, "yolo")  # type: ignore[call-arg]
+    assert len(DetectionDataset.from_path(yaml_path, format="yolo", split="val")) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,9 +45,10 @@ def quadrants(w: int = 60, h: int = 40) -> Image.Image:
     return Image.fromarray(a)
 
 
-def store(path: Path, up: Image.Image, orientation: int, **kw: object) -> Path:
+def store(path: Path, up: Image.Image, orientation: int, **kw: Any) -> Path:
     """Save ``up`` as a camera would store it for ``orientation``."""
-    stored = up if _STORE[orientation] is None else up.transpose(_STORE[orientation])
+    how = _STORE[orientation]
+    stored = up if how is None else up.transpose(how)
     exif = Image.Exif()
     exif[0x0112] = orientation
     stored.save(path, exif=exif.tobytes(), **kw)

@@ -39,7 +39,7 @@ def test_copies_never_leak_and_split_is_deterministic(stems: list[str], seed: in
     parts = split_groups(paths, (0.8, 0.1, 0.1), seed)
     assert parts == split_groups(list(reversed(paths)), (0.8, 0.1, 0.1), seed)
     assert sorted(p for part in parts for p in part) == sorted(set(paths))
-    owners = {}
+    owners: dict[str, int] = {}
     for k, part in enumerate(parts):
         for p in part:
             assert owners.setdefault(group_key(p), k) == k
@@ -71,3 +71,14 @@ def test_split_dataset_moves_nothing(tmp_path: Path) -> None:
     va = load_annotations(res.data_yaml, split="val")
     assert len(tr) + len(va) == 6 and not set(tr.paths) & set(va.paths)
     assert tr.num_boxes == 3 and tr.class_names == ("a", "b")
+
+
+def test_split_options_are_keyword_only(tmp_path: Path) -> None:
+    """split_dataset(path, dst, (0.5, 0.5), 3) used to take ratios and seed by position; they
+    are keywords now, and the dataset parameter is `path` (was `src`)."""
+    y = make_yolo_dataset(tmp_path / "ds", {f"im{i}": ["0 0.5 0.5 0.2 0.2"] for i in range(4)})
+    with pytest.raises(TypeError):
+        split_dataset(y, tmp_path / "out", (0.5, 0.5), 3)  # type: ignore[call-arg]
+    assert not (tmp_path / "out").exists()
+    res = split_dataset(path=y, dst=tmp_path / "out", ratios=(0.5, 0.5), seed=3)
+    assert res.counts == {"train": 2, "val": 2}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from yolo2retina.errors import ConfigError
 from yolo2retina.formats.yolo import read_yolo
 from yolo2retina.synthetic import synthetic_sticky_board
 
-KW = {"n_images": 10, "image_size": 128, "val_fraction": 0.3}
+KW: dict[str, Any] = {"n_images": 10, "image_size": 128, "val_fraction": 0.3}
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -99,3 +100,13 @@ def test_refuses_foreign_folder_and_bad_arguments(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=match):
             synthetic_sticky_board(tmp_path / "new", **kwargs)  # type: ignore[arg-type]
+
+
+def test_manifest_keeps_the_0_1_generator_name(tmp_path: Path) -> None:
+    """The module moved from yolo2retina.datasets to yolo2retina.synthetic; the manifest keeps
+    the old generator name, so a board made by 0.1 is reused, not regenerated."""
+    import json
+
+    synthetic_sticky_board(tmp_path, **KW)
+    params = json.loads((tmp_path / "synthetic.json").read_text())["params"]
+    assert params["generator"] == "yolo2retina.datasets.synthetic_sticky_board"

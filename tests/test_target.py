@@ -48,7 +48,7 @@ def test_frozen_and_equality() -> None:
     assert a == Target([[0, 0, 2, 2]], [1])
     assert a != Target([[0, 0, 2, 3]], [1])
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
-        a.labels = np.zeros(1)  # type: ignore[misc]
+        a.labels = np.zeros(1, np.int64)  # type: ignore[misc]
 
 
 def test_named_constructors_agree() -> None:

@@ -19,7 +19,7 @@ from yolo2retina.check import SplitCheck as SplitCheck
 from yolo2retina.check import check_dataset as check_dataset
 from yolo2retina.check import progress_options, split_check
 from yolo2retina.formats import detect_format, get_format, load_splits, write_annotations
-from yolo2retina.formats.registry import ImageMode, WriteReport
+from yolo2retina.formats.base import ImageMode, WriteReport
 from yolo2retina.outputs import check_output_dir, dataset_folders
 
 __all__ = ["CheckResult", "ConvertReport", "SplitCheck", "check_dataset", "convert_dataset"]
@@ -27,7 +27,7 @@ __all__ = ["CheckResult", "ConvertReport", "SplitCheck", "check_dataset", "conve
 
 @attrs.define
 class ConvertReport(WriteReport):
-    """A :class:`~yolo2retina.formats.registry.WriteReport` plus what was read.
+    """A :class:`~yolo2retina.formats.base.WriteReport` plus what was read.
 
     Attributes:
         source: the dataset that was read.
