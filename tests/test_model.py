@@ -412,3 +412,26 @@ def test_old_names_stay_importable_from_model() -> None:
     assert model.LoadResult is weights.LoadResult
     assert model.BACKBONES is backbones.BACKBONES
     assert model.NUM_LEVELS is anchors.NUM_LEVELS == len(anchors.STRIDES)
+
+
+def test_load_model_reads_a_saved_checkpoint_by_relative_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Checkpoint saved from a DDP state dict loads by a relative path; junk names the file."""
+    from yolo2retina.checkpoint import Checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(7)
+    model = build_retinanet(num_classes=1, backbone="resnet18_fpn", **SMALL)
+    wrapped = {f"module.{k}": v for k, v in model.state_dict().items()}
+    Checkpoint(wrapped, build_args(model), ("mite",), meta={"epochs": 2}).save("run.pt")
+    loaded = load_model("run.pt")
+    assert loaded.path == Path("run.pt") and loaded.meta == {"epochs": 2}
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.model.state_dict()[name]), name
+    Path("junk.pt").write_bytes(Path("run.pt").read_bytes()[:100])  # a truncated copy
+    with pytest.raises(ConfigError, match=r"junk\.pt: not a loadable checkpoint"):
+        load_model("junk.pt")
+    Checkpoint(model.state_dict(), build_args(model), ("a", "b")).save("run.pt")
+    with pytest.raises(ConfigError, match=r"run\.pt: 2 class names for a 1-class model"):
+        load_model("run.pt")

@@ -32,13 +32,14 @@ from yolo2retina.anchors import NUM_LEVELS as NUM_LEVELS
 from yolo2retina.backbones import BACKBONES as BACKBONES
 from yolo2retina.backbones import WeightsArg as WeightsArg
 from yolo2retina.backbones import is_default
+from yolo2retina.checkpoint import Checkpoint
 from yolo2retina.errors import ConfigError
 from yolo2retina.model_spec import AnchorSizesArg as AnchorSizesArg
 from yolo2retina.model_spec import BuiltRetinaNet as BuiltRetinaNet
 from yolo2retina.model_spec import RetinaNetSpec as RetinaNetSpec
 from yolo2retina.model_spec import assemble, checked_spec
 from yolo2retina.weights import LoadResult as LoadResult
-from yolo2retina.weights import coco_state_dict, read_state_dict, strip_ddp_prefix
+from yolo2retina.weights import coco_state_dict, read_state_dict
 from yolo2retina.weights import load_state_dict_matching as load_state_dict_matching
 
 __all__ = [
@@ -269,37 +270,23 @@ def load_model(
 ) -> LoadedModel:
     """Rebuild a trained model from a checkpoint (``best.pt`` / ``last.pt``).
 
-    The file is read with ``torch.load(weights_only=True)``: no code in it runs.
+    The file is read by :meth:`Checkpoint.load <yolo2retina.checkpoint.Checkpoint.load>`
+    (``torch.load(weights_only=True)``): no code in it runs.
 
     Raises:
         ConfigError: the file is missing, is not a yolo2retina checkpoint, or its
             weights do not fit the recorded architecture.
     """
-    p = Path(checkpoint_path).expanduser()
-    if not p.is_file():
-        raise ConfigError(f"{p}: checkpoint not found")
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ConfigError(f"{p}: not a loadable checkpoint ({e})") from None
-    if not isinstance(ckpt, dict):
-        raise ConfigError(f"{p}: not a yolo2retina checkpoint (expected a dict)")
-    missing = [k for k in ("model", "model_args", "class_names") if k not in ckpt]
-    if missing:
-        raise ConfigError(f"{p}: not a yolo2retina checkpoint (no {', '.join(missing)})")
-    model_args = _upgraded_args(ckpt["model_args"], str(p))
+    ckpt = Checkpoint.load(checkpoint_path)
+    p = ckpt.path if ckpt.path is not None else Path(checkpoint_path)
+    model_args = _upgraded_args(ckpt.model_args, str(p))
     model = build_from_args(model_args, source=str(p))
-    state_dict = ckpt["model"]
-    if not isinstance(state_dict, Mapping):
-        raise ConfigError(f"{p}: 'model' is not a state dict")
     # every tensor must fit: a skipped one here would be a broken checkpoint
-    load_state_dict_matching(
-        model, strip_ddp_prefix(state_dict), source=str(p), allow_skip=lambda k: False
-    )
-    class_names = tuple(str(c) for c in ckpt["class_names"])
-    if len(class_names) != model.head.classification_head.num_classes:
+    load_state_dict_matching(model, ckpt.model, source=str(p), allow_skip=lambda k: False)
+    num_classes = model.head.classification_head.num_classes
+    if len(ckpt.class_names) != num_classes:
         raise ConfigError(
-            f"{p}: {len(class_names)} class names for a {model.head.classification_head.num_classes}-class model"
+            f"{p}: {len(ckpt.class_names)} class names for a {num_classes}-class model"
         )
     model.to(device).eval()
-    return LoadedModel(model, class_names, model_args, dict(ckpt.get("meta") or {}), p)
+    return LoadedModel(model, ckpt.class_names, model_args, dict(ckpt.meta), p)
