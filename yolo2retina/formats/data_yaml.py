@@ -24,8 +24,6 @@ __all__ = ["MAX_YAML_NODES", "DataYaml", "load_data_yaml"]
 
 #: A data.yaml whose aliases expand to more YAML nodes than this is refused. Real files
 #: have a few dozen (a 1203-class LVIS ``names`` has about 2500); a 266-byte "billion
-#: A data.yaml whose aliases expand to more YAML nodes than this is refused. Real files
-#: have a few dozen (a 1203-class LVIS ``names`` has about 2500); a 266-byte "billion
 #: laughs" file of nested aliases expands to tens of millions.
 MAX_YAML_NODES = 100_000
 
@@ -36,6 +34,7 @@ def abs_path(path: str | os.PathLike[str]) -> Path:
 
 
 def expanduser(text: str) -> Path:
+    """``text`` as a path with ``~`` expanded; as written when the user does not exist."""
     try:
         return Path(text).expanduser()
     except RuntimeError:  # "~nosuchuser/..."
@@ -44,7 +43,7 @@ def expanduser(text: str) -> Path:
 
 @attrs.frozen
 class DataYaml:
-    """A parsed Ultralytics ``data.yaml`` (or Darknet ``obj.data``).
+    """A parsed Ultralytics ``data.yaml`` (or Darknet ``obj.data``); frozen.
 
     Attributes:
         file: the yaml file.
