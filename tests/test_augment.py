@@ -1,8 +1,7 @@
-"""Tests for yolo2retina.augment: boxes stay on their objects, policies, determinism."""
+"""Tests for yolo2retina.augment: the policies keep boxes on their objects, determinism."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,22 +10,20 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import tv_tensors
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.transforms import v2
 
+from tests._augment_helpers import (
+    check_boxes_on_objects,
+    painted_sample,
+)
 from tests.conftest import make_yolo_dataset
 from yolo2retina.augment import (
     POLICIES,
-    BoxBiasedCrop,
-    RandomRot90,
-    RandomScale,
     augmentation,
-    crop_boxes,
     describe_policy,
     policy_table,
     set_train_resize,
@@ -44,256 +41,6 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-# Seven objects on a 96 x 128 (H x W) dark image, apart from each other, some near the
-# edges; object i is painted in COLOURS[i] and has label i, so each box can be checked
-# against its own object.
-H, W = 96, 128
-OBJECTS = [
-    (4, 6, 20, 18),
-    (40, 10, 52, 30),
-    (100, 4, 124, 16),
-    (10, 60, 34, 90),
-    (60, 50, 74, 64),
-    (96, 70, 120, 92),
-    (80, 30, 90, 44),
-]
-COLOURS = [
-    (1.0, 0.0, 0.0),
-    (0.0, 1.0, 0.0),
-    (0.0, 0.0, 1.0),
-    (1.0, 1.0, 0.0),
-    (1.0, 0.0, 1.0),
-    (0.0, 1.0, 1.0),
-    (1.0, 1.0, 1.0),
-]
-
-
-def painted_sample(
-    objects: list[tuple[int, int, int, int]] = OBJECTS, hw: tuple[int, int] = (H, W)
-) -> tuple[tv_tensors.Image, dict[str, Any]]:
-    """A dark image with each object painted in its colour, and boxes labelled by index."""
-    img = torch.full((3, *hw), 0.05)
-    for (x1, y1, x2, y2), colour in zip(objects, COLOURS, strict=False):
-        img[:, y1:y2, x1:x2] = torch.tensor(colour)[:, None, None]
-    target = {
-        "boxes": tv_tensors.BoundingBoxes(
-            torch.tensor(objects, dtype=torch.float32), format="XYXY", canvas_size=hw
-        ),
-        "labels": torch.arange(len(objects), dtype=torch.int64),
-        "image_id": 7,
-    }
-    return tv_tensors.Image(img), target
-
-
-def check_boxes_on_objects(image: torch.Tensor, target: dict[str, Any]) -> None:
-    """Each box covers its object's pixels; every object without a box was cut at the border."""
-    img = image.as_subclass(torch.Tensor)
-    h, w = img.shape[-2:]
-    boxes = target["boxes"]
-    labels = target["labels"].tolist()
-    assert boxes.shape == (len(labels), 4)
-    assert tuple(boxes.canvas_size) == (h, w)
-    assert len(set(labels)) == len(labels)
-    assert target["image_id"] == 7
-    ys = torch.arange(h, dtype=torch.float32)[:, None] + 0.5  # pixel centres
-    xs = torch.arange(w, dtype=torch.float32)[None, :] + 0.5
-    for i, colour in enumerate(COLOURS[: len(OBJECTS)]):
-        mask = (img - torch.tensor(colour)[:, None, None]).abs().amax(0) < 0.2
-        if i in labels:
-            x1, y1, x2, y2 = boxes[labels.index(i)].tolist()
-            # (1) the object's pixels lie inside its box (1.5 px for resampling)
-            near = (xs > x1 - 1.5) & (xs < x2 + 1.5) & (ys > y1 - 1.5) & (ys < y2 + 1.5)
-            assert not (mask & ~near).any(), f"object {i} outside its box {boxes}"
-            # (2) the box's interior is mostly the object
-            inner = (xs > x1 + 1) & (xs < x2 - 1) & (ys > y1 + 1) & (ys < y2 - 1)
-            assert inner.sum() > 0, f"box of object {i} is degenerate: {x1, y1, x2, y2}"
-            frac = float((mask & inner).sum()) / float(inner.sum())
-            assert frac > 0.6, f"box of object {i} holds {frac:.0%} of its colour"
-        elif mask.any():
-            # (3) an object without a box was cut by a crop: it touches the border
-            rows = mask.any(1).nonzero().flatten()
-            cols = mask.any(0).nonzero().flatten()
-            at_border = (
-                rows.min() <= 1 or rows.max() >= h - 2 or cols.min() <= 1 or cols.max() >= w - 2
-            )
-            assert at_border, f"object {i} is fully visible but lost its box"
-
-
-class FixedRot90(RandomRot90):
-    """RandomRot90 with ``k`` fixed (to test each quarter turn)."""
-
-    def __init__(self, k: int) -> None:
-        super().__init__()
-        self.k = k
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        return {"k": self.k}
-
-
-class FixedCrop(BoxBiasedCrop):
-    """BoxBiasedCrop with a fixed ``(top, left, height, width)`` window."""
-
-    def __init__(self, window: tuple[int, int, int, int]) -> None:
-        super().__init__(window[2], min_visible=0.6)
-        self.fixed = window
-
-    def window(self, boxes: torch.Tensor, canvas_hw: tuple[int, int]) -> tuple[int, int, int, int]:
-        return self.fixed
-
-
-# -- each transform alone -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "transform",
-    [
-        v2.RandomHorizontalFlip(1.0),
-        v2.RandomVerticalFlip(1.0),
-        FixedRot90(0),
-        FixedRot90(1),
-        FixedRot90(2),
-        FixedRot90(3),
-        RandomScale((0.6, 0.6)),
-        RandomScale((1.7, 1.7)),
-        RandomScale((0.5, 2.0)),
-    ],
-    ids=repr,
-)
-def test_geometric_transforms_keep_boxes_on_objects(transform: nn.Module) -> None:
-    """Flips, each quarter turn and scale jitter move the boxes with their objects."""
-    for seed in range(3):
-        torch.manual_seed(seed)
-        image, target = transform(*painted_sample())
-        assert len(target["labels"]) == len(OBJECTS)
-        check_boxes_on_objects(image, target)
-
-
-def test_rot90_turns_the_canvas_and_the_box_exactly() -> None:
-    """One quarter turn maps a box (x1, y1, x2, y2) on a W-wide canvas to (y1, W-x2, y2, W-x1)."""
-    image, target = FixedRot90(1)(*painted_sample())
-    assert image.shape == (3, W, H)
-    assert target["boxes"].canvas_size == (W, H)
-    assert target["boxes"][0].tolist() == [6.0, W - 20.0, 18.0, W - 4.0]
-    image4, target4 = FixedRot90(1)(*FixedRot90(3)(*painted_sample()))
-    assert torch.equal(image4, painted_sample()[0])
-    assert torch.equal(target4["boxes"], painted_sample()[1]["boxes"])
-
-
-def test_rot90_keeps_the_box_format() -> None:
-    """CXCYWH boxes come back as CXCYWH, turned."""
-    boxes = tv_tensors.BoundingBoxes(
-        torch.tensor([[12.0, 12.0, 16.0, 12.0]]), format="CXCYWH", canvas_size=(96, 128)
-    )
-    out = RandomRot90().transform(boxes, {"k": 1})
-    assert out.format == tv_tensors.BoundingBoxFormat.CXCYWH
-    assert out.tolist() == [[12.0, 128 - 12.0, 12.0, 16.0]]
-
-
-def test_rot90_turns_pil_images_like_tensors() -> None:
-    """A PIL image turns the same way as a tensor image."""
-    image, _ = painted_sample()
-    pil = v2.functional.to_pil_image(image)
-    for k in range(4):
-        turned_pil = v2.functional.pil_to_tensor(RandomRot90().transform(pil, {"k": k}))
-        turned = v2.functional.pil_to_tensor(
-            v2.functional.to_pil_image(RandomRot90().transform(image, {"k": k}))
-        )
-        assert torch.equal(turned_pil, turned)
-
-
-@pytest.mark.parametrize("p_box", [0.0, 1.0])
-def test_box_biased_crop_keeps_boxes_on_objects(p_box: float) -> None:
-    """Crops clip the boxes they cut, drop slivers with their labels, and keep the rest."""
-    crop = BoxBiasedCrop(48, p_box=p_box, min_visible=0.6)
-    for seed in range(30):
-        torch.manual_seed(seed)
-        image, target = crop(*painted_sample())
-        assert image.shape == (3, 48, 48)
-        check_boxes_on_objects(image, target)
-
-
-def test_box_biased_crop_with_p_box_1_always_holds_a_box() -> None:
-    """A box-centred crop contains the centre of the box it was placed around."""
-    image, target = painted_sample([(100, 80, 110, 90)])
-    for seed in range(20):
-        torch.manual_seed(seed)
-        _, out = BoxBiasedCrop(32, p_box=1.0)(image, target)
-        assert out["labels"].tolist() == [0]
-
-
-def test_box_biased_crop_of_a_small_image_keeps_it_whole() -> None:
-    """An image smaller than the crop is kept whole along that side."""
-    image, target = painted_sample()
-    out_image, out = BoxBiasedCrop(100)((image, target))
-    assert out_image.shape == (3, 96, 100)
-    assert out["boxes"].canvas_size == (96, 100)
-
-
-def test_box_biased_crop_drops_the_sliver_and_its_label() -> None:
-    """A box cut to 25% (or 0%) visible is dropped with its label; a 75% one is kept, clipped."""
-    image, target = painted_sample([(28, 0, 36, 8), (38, 0, 46, 8)], hw=(32, 80))
-    target["labels"] = torch.tensor([3, 5])
-    cases = {
-        6: ([3], [[22.0, 0.0, 30.0, 8.0]]),  # box 1 -> (32, 0, 40, 8): nothing visible
-        12: ([3, 5], [[16.0, 0.0, 24.0, 8.0], [26.0, 0.0, 32.0, 8.0]]),  # box 1: 75% visible
-        34: ([5], [[4.0, 0.0, 12.0, 8.0]]),  # box 0 -> (-6, 0, 2, 8): 25% visible
-    }
-    for left, (labels, boxes) in cases.items():
-        out_image, out = FixedCrop((0, left, 32, 32))(image, target)
-        assert out["labels"].tolist() == labels
-        assert out["boxes"].tolist() == boxes
-        assert torch.equal(out_image, image[:, :, left : left + 32])
-
-
-def test_box_biased_crop_checks_its_input() -> None:
-    """A sample without BoundingBoxes, or labels of another length, is an error."""
-    image, target = painted_sample()
-    with pytest.raises(ConfigError, match="BoundingBoxes"):
-        BoxBiasedCrop(32)(image, {"boxes": torch.zeros(0, 4)})
-    target["labels"] = target["labels"][:2]
-    with pytest.raises(ConfigError, match="2 rows for 7 boxes"):
-        BoxBiasedCrop(32)(image, target)
-    for bad in ({"size": 0}, {"size": 32, "p_box": 1.5}, {"size": 32, "min_visible": 0.0}):
-        with pytest.raises(ConfigError):
-            BoxBiasedCrop(**bad)
-
-
-boxes_st = st.lists(
-    st.tuples(st.floats(-50, 150), st.floats(-50, 150), st.floats(0.5, 60), st.floats(0.5, 60)),
-    min_size=0,
-    max_size=8,
-)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    boxes=boxes_st,
-    top=st.integers(0, 60),
-    left=st.integers(0, 60),
-    size=st.integers(1, 80),
-    min_visible=st.floats(0.05, 1.0),
-)
-def test_crop_boxes_properties(
-    boxes: list[tuple[float, float, float, float]],
-    top: int,
-    left: int,
-    size: int,
-    min_visible: float,
-) -> None:
-    """Clipped boxes lie in the window; a box is kept iff enough of its area is visible."""
-    xyxy = torch.tensor([[x, y, x + w, y + h] for x, y, w, h in boxes], dtype=torch.float32)
-    xyxy = xyxy.reshape(-1, 4)
-    clipped, keep = crop_boxes(xyxy, (top, left, size, size), min_visible=min_visible)
-    assert clipped.shape == xyxy.shape and keep.shape == (len(boxes),)
-    assert (clipped >= 0).all() and (clipped <= size).all()
-    for (x, y, w, h), kept in zip(boxes, keep.tolist(), strict=True):
-        ix = max(0.0, min(x + w, left + size) - max(x, left))
-        iy = max(0.0, min(y + h, top + size) - max(y, top))
-        frac = ix * iy / (w * h)
-        if abs(frac - min_visible) > 1e-3:  # float32 rounding at the threshold
-            assert kept == (frac >= min_visible)
 
 
 # -- policies -------------------------------------------------------------------------------
@@ -386,13 +133,6 @@ def test_augmentation_rejects_bad_settings(kwargs: dict[str, Any], match: str) -
     """Unknown policies and bad sizes raise ConfigError naming the setting."""
     with pytest.raises(ConfigError, match=match):
         augmentation(**kwargs)
-
-
-def test_random_scale_rejects_bad_ranges() -> None:
-    """A non-positive or reversed scale range is an error."""
-    for bad in ((0.0, 1.0), (1.5, 1.2), (1.0, math.inf)):
-        with pytest.raises(ConfigError, match="scale_range"):
-            RandomScale(bad)
 
 
 # -- determinism ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from yolo2retina.datasets import synthetic_sticky_board
+from yolo2retina.synthetic import synthetic_sticky_board
 
 WORKER = textwrap.dedent(
     """

@@ -15,9 +15,9 @@ from torchvision.transforms import v2
 
 from yolo2retina.cli import main
 from yolo2retina.dataset import DetectionDataset, YoloDataset
-from yolo2retina.datasets import synthetic_sticky_board
 from yolo2retina.errors import ConfigError, NonFiniteLossError
 from yolo2retina.model import build_args, build_retinanet, load_model
+from yolo2retina.synthetic import synthetic_sticky_board
 from yolo2retina.train import (
     FitResult,
     TrainConfig,
@@ -192,7 +192,7 @@ def test_curves_need_matplotlib_and_say_so(
     board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without matplotlib, plot_curves names the 'plot' extra and fit still finishes."""
-    from yolo2retina.curves import plot_curves
+    from yolo2retina.plots.curves import plot_curves
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
@@ -300,14 +300,14 @@ def test_early_stopping_after_patience(
     board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Training stops once the metric has not improved for `patience` validations."""
-    from yolo2retina import train as train_mod
+    from yolo2retina import train_fit
 
     scores = iter([0.5, 0.6, 0.55, 0.9, 0.95])
 
     def fake_validate(*_a: Any, **_k: Any) -> dict[str, float]:
         return {"val_loss": 1.0, "map50": next(scores), "map": 0.1, "map75": 0.1}
 
-    monkeypatch.setattr(train_mod, "validate", fake_validate)
+    monkeypatch.setattr(train_fit, "validate", fake_validate)
     cfg = _config(tmp_path / "run", epochs=5, metric="map50", patience=1)
     result = fit(_model(), _two_images(board), _two_images(board), cfg)
     assert result.stopped_early
@@ -353,7 +353,7 @@ def test_cli_train_reports_a_bad_dataset_in_one_line(
 
 def test_missing_val_split_is_reported_not_fatal(board: Path, tmp_path: Path) -> None:
     """A dataset without a val split loads as None together with the reason."""
-    from yolo2retina.train import _load_split
+    from yolo2retina.train_recipe import _load_split
 
     text = board.read_text().replace("val: images/val\n", "")
     only_train = tmp_path / "data.yaml"
@@ -748,7 +748,7 @@ def test_recall_at_counts_found_boxes(board: Path) -> None:
     half, an IoU that is not a COCO threshold is refused."""
     import numpy as np
 
-    from yolo2retina.evaluate import coco_map
+    from yolo2retina.coco_metric import coco_map
     from yolo2retina.target import Target
     from yolo2retina.train import recall_at
 
@@ -890,3 +890,39 @@ def test_remove_stale_temp_files_knows_the_atomic_writers_names(tmp_path: Path) 
     assert fresh.startswith(".last.pt.") and fresh.endswith(".tmp")
     assert remove_stale_temp_files(tmp_path) == [(old, 7)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "last.pt"]
+
+
+def test_library_resume_through_resume_config_and_run_training(
+    straight: tuple[nn.Module, FitResult], board: Path, tmp_path: Path
+) -> None:
+    """A library user resumes as the CLI does: resume_config reads the run's own settings
+    (overrides applied, the checkpoint's folder as out_dir), run_training continues it; a
+    best.pt or a checkpoint without settings is refused naming the file."""
+    import shutil
+
+    from yolo2retina.train import resume_config, run_training
+
+    run = tmp_path / "run"
+    shutil.copytree(straight[1].out_dir, run)
+    lines: list[str] = []
+    config = resume_config(run / "last.pt", epochs=3, patience=None, log=lines.append)
+    assert config.epochs == 3 and config.resume == str(run / "last.pt")
+    assert config.out_dir == str(run) and not config.overwrite
+    assert config.to_dict() | {"epochs": 2, "resume": None} == _config(
+        straight[1].out_dir, **RESUMABLE
+    ).to_dict() | {"out_dir": str(run)}
+    assert lines == []  # the run knows its augmentation
+    result = run_training(board, config, log=lines.append)
+    assert result.epochs_completed == 3 and load_checkpoint(run / "last.pt")["epoch"] == 3
+    assert [json.loads(x)["epoch"] for x in (run / "metrics.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+    ]
+    with pytest.raises(ConfigError, match=r"best\.pt: cannot resume from it"):
+        resume_config(run / "best.pt")
+    state = load_checkpoint(run / "last.pt")
+    del state["config"]
+    torch.save(state, tmp_path / "old.pt")
+    with pytest.raises(ConfigError, match=r"old\.pt: cannot resume from it: it holds no training"):
+        resume_config(tmp_path / "old.pt")

@@ -29,7 +29,8 @@ and its checkpoints load into a plain RetinaNet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -50,6 +51,7 @@ __all__ = [
     "LOSS_NORMS",
     "BatchNormalizedLoss",
     "install_batch_normalized_loss",
+    "loss_normalisation",
     "remove_batch_normalized_loss",
 ]
 
@@ -306,3 +308,35 @@ def remove_batch_normalized_loss(model: nn.Module) -> None:
     net = _retinanet(model)
     if isinstance(net.__dict__.get("compute_loss"), BatchNormalizedLoss):
         del net.compute_loss
+
+
+@contextmanager
+def loss_normalisation(model: nn.Module, norm: str) -> Iterator[BatchNormalizedLoss | None]:
+    """Train ``model`` with the loss normalisation ``norm`` inside the ``with`` block.
+
+    ``"batch"`` installs :class:`BatchNormalizedLoss` (or keeps the one
+    already installed, with its momentum and average) and yields it; ``"torchvision"`` yields
+    ``None`` and takes an installed one out for the block. On exit the model's loss is what
+    it was before.
+
+    Raises:
+        ConfigError: ``norm`` is not one of :data:`LOSS_NORMS`, or
+            ``"batch"`` for a model that is not a torchvision RetinaNet.
+    """
+    if norm not in LOSS_NORMS:
+        raise ConfigError(f"loss_norm must be one of {', '.join(LOSS_NORMS)}; got {norm!r}")
+    net = getattr(model, "module", model)  # DistributedDataParallel keeps the model here
+    before = vars(net).get("compute_loss")
+    own = before if isinstance(before, BatchNormalizedLoss) else None
+    loss: BatchNormalizedLoss | None = None
+    if norm == "batch":
+        loss = own if own is not None else install_batch_normalized_loss(model)
+    elif own is not None:
+        remove_batch_normalized_loss(model)
+    try:
+        yield loss
+    finally:
+        if norm == "batch" and own is None:
+            remove_batch_normalized_loss(model)
+        elif norm != "batch" and own is not None:
+            net.compute_loss = own

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from yolo2retina.train import FitResult, TrainConfig
 
 NAME = "train"
 HELP = (
@@ -16,10 +19,16 @@ HELP = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
-    from yolo2retina.augment import POLICIES
+    _data_arguments(p)
+    _model_arguments(p)
+    _run_arguments(p)
+    _optimizer_arguments(p)
+    _augment_arguments(p)
+    _precision_and_stopping_arguments(p)
+
+
+def _data_arguments(p: argparse.ArgumentParser) -> None:
     from yolo2retina.commands import add_images_root
-    from yolo2retina.losses import LOSS_NORMS
-    from yolo2retina.model import BACKBONES
 
     p.add_argument(
         "--data",
@@ -42,6 +51,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="longer image side the model sees, in pixels (default: 800; demo: 128)",
     )
+
+
+def _model_arguments(p: argparse.ArgumentParser) -> None:
+    from yolo2retina.model import BACKBONES
+
     p.add_argument(
         "--backbone",
         choices=BACKBONES,
@@ -68,6 +82,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="auto: fit anchor sizes to the training boxes and print their coverage; "
         "default: torchvision's 32-512 px anchors (default: auto)",
     )
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out",
         default=None,
@@ -95,6 +112,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="auto",
         help="where to train (default: auto = cuda, then mps, then cpu)",
     )
+
+
+def _optimizer_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lr",
         type=float,
@@ -115,6 +135,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="optimizer (default: adamw from random weights, sgd with --weights)",
     )
+
+
+def _augment_arguments(p: argparse.ArgumentParser) -> None:
+    from yolo2retina.augment import POLICIES
+    from yolo2retina.losses import LOSS_NORMS
+
     p.add_argument(
         "--augment",
         choices=tuple(POLICIES),
@@ -143,6 +169,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workers", type=int, default=None, help="data-loading processes (default: 2; demo: 0)"
     )
+
+
+def _precision_and_stopping_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--amp",
         choices=("auto", "bf16", "fp16", "off"),
@@ -166,58 +195,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the config, train, and print the final validation figures."""
-    from pathlib import Path
-
-    from yolo2retina.train import (
-        DEMO_CONFIG,
-        DEMO_MODEL,
-        SCRATCH_CONFIG,
-        TrainConfig,
-        load_checkpoint,
-        next_run_dir,
-        run_training,
-    )
+    from yolo2retina.train import DEMO_CONFIG, DEMO_MODEL, SCRATCH_CONFIG, run_training
 
     demo = args.data is None and args.resume is None
     scratch = args.weights is None and args.resume is None
-    settings: dict[str, Any] = {}
-    if demo:
-        settings = dict(DEMO_CONFIG)
-    elif scratch:
-        settings = dict(SCRATCH_CONFIG)
-    if args.resume is not None:
-        settings = dict(load_checkpoint(args.resume)["config"])
-        settings["resume"] = args.resume
-        settings["out_dir"] = args.out or str(Path(args.resume).parent)
-        if "augment" not in settings and args.augment is None:
-            # runs from before --augment trained with horizontal flips only
-            settings["augment"] = "light"
-            print(
-                f"note: {args.resume} predates --augment (it was trained with horizontal "
-                "flips); resuming with --augment light (flips and quarter turns)"
-            )
-    else:
-        settings["out_dir"] = str(args.out or next_run_dir("runs/train"))
-    given = {
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "warmup_iters": args.warmup,
-        "optimizer": args.optimizer,
-        "num_workers": args.workers,
-        "patience": args.patience,
-        "augment": args.augment,
-        "crop_size": args.crop_size,
-        "loss_norm": args.loss_norm,
-    }
-    settings |= {k: v for k, v in given.items() if v is not None}
-    settings["overwrite"] = args.overwrite  # never inherited from the resumed run
-    if args.resume is None or args.device != "auto":
-        settings["device"] = args.device
-    if args.resume is None:
-        settings |= {"amp": args.amp, "metric": args.metric, "seed": args.seed}
-    config = TrainConfig.from_dict(settings)
-
+    config = _config(args, demo=demo)
     model = dict(DEMO_MODEL) if demo else {"backbone": "resnet50_fpn", "img_size": 800}
     if args.backbone is not None:
         model["backbone"] = args.backbone
@@ -247,6 +229,48 @@ def run(args: argparse.Namespace) -> int:
         anchors=args.anchors,
         **model,
     )
+    _print_result(result)
+    return 0
+
+
+def _config(args: argparse.Namespace, *, demo: bool) -> TrainConfig:
+    """The run's settings: the resumed run's own, or the recipe's, and what was given."""
+    from yolo2retina.train import (
+        DEMO_CONFIG,
+        SCRATCH_CONFIG,
+        TrainConfig,
+        next_run_dir,
+        resume_config,
+    )
+
+    given = {
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "warmup_iters": args.warmup,
+        "optimizer": args.optimizer,
+        "num_workers": args.workers,
+        "patience": args.patience,
+        "augment": args.augment,
+        "crop_size": args.crop_size,
+        "loss_norm": args.loss_norm,
+        "overwrite": args.overwrite,  # never inherited from the resumed run
+    }
+    if args.resume is not None:
+        device = args.device if args.device != "auto" else None  # else: the run's own
+        return resume_config(args.resume, out_dir=args.out, device=device, **given)
+    settings: dict[str, Any] = {}
+    if demo:
+        settings = dict(DEMO_CONFIG)
+    elif args.weights is None:
+        settings = dict(SCRATCH_CONFIG)
+    settings["out_dir"] = str(args.out or next_run_dir("runs/train"))
+    settings |= {k: v for k, v in given.items() if v is not None}
+    settings |= {"device": args.device, "amp": args.amp, "metric": args.metric, "seed": args.seed}
+    return TrainConfig.from_dict(settings)
+
+
+def _print_result(result: FitResult) -> None:
     final = result.final
     written = [
         n
@@ -260,7 +284,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"final val loss: {final['val_loss']:.4f}")
     if result.best_metric is not None:
         print(f"best {result.metric}: {result.best_metric:.4f} at epoch {result.best_epoch}")
-    return 0
 
 
 def _recipe_line(
