@@ -190,6 +190,10 @@ def test_from_dict_to_dict_round_trips_any_extra_keys(
     names: list[str], epoch: int, extra: dict[str, Any]
 ) -> None:
     """Keys the checkpoint does not know (a newer version's) survive a load and a save."""
-    state = {"model": {}, "model_args": {"num_classes": len(names)}, "class_names": names}
+    state: dict[str, Any] = {
+        "model": {},
+        "model_args": {"num_classes": len(names)},
+        "class_names": names,
+    }
     state |= {"meta": {}, "epoch": epoch} | extra
     assert Checkpoint.from_dict(state).to_dict() == state

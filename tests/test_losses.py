@@ -285,3 +285,37 @@ def test_other_models_and_loss_types_raise(model: RetinaNet) -> None:
 def test_loss_norm_names() -> None:
     """The names a config chooses between."""
     assert LOSS_NORMS == ("torchvision", "batch")
+
+
+def test_loss_normalisation_is_for_the_run_only() -> None:
+    """The context installs the batch loss for the block (keeping one the user installed),
+    takes a user's one out for "torchvision", and restores the model's loss afterwards;
+    a model that is not a RetinaNet is refused for "batch"."""
+    from tests._train_helpers import _model, _NaNLoss
+    from yolo2retina.losses import (
+        BatchNormalizedLoss,
+        install_batch_normalized_loss,
+        loss_normalisation,
+    )
+
+    model = _model()
+    with loss_normalisation(model, "batch") as loss:
+        assert isinstance(loss, BatchNormalizedLoss) and model.compute_loss is loss
+    assert "compute_loss" not in vars(model)
+    mine = install_batch_normalized_loss(model, momentum=0.5)
+    with loss_normalisation(model, "batch") as loss:
+        assert loss is mine
+    with loss_normalisation(model, "torchvision") as loss:
+        assert loss is None and "compute_loss" not in vars(model)
+    assert model.compute_loss is mine
+    wrapped = _NaNLoss(_model())
+    with (
+        pytest.raises(ConfigError, match="needs a torchvision RetinaNet"),
+        loss_normalisation(wrapped, "batch"),
+    ):
+        pass
+    with (
+        pytest.raises(ConfigError, match="loss_norm must be one of"),
+        loss_normalisation(model, "mean"),
+    ):
+        pass
