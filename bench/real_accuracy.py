@@ -57,6 +57,8 @@ import attrs
 import numpy as np
 import torch
 
+from yolo2retina.atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "varroa-sticky-board-yolo" / "data.yaml"
 DEFAULT_OUT = REPO / "bench" / "out" / "real_accuracy.json"
@@ -78,7 +80,7 @@ class Recipe:
 
 def recipes() -> dict[str, Recipe]:
     """The RetinaNet recipes by name (``yolov8n`` is handled apart)."""
-    from yolo2retina.train import SCRATCH_CONFIG
+    from yolo2retina.train_config import SCRATCH_CONFIG
 
     scratch = {**SCRATCH_CONFIG, "augment": "default"}
     return {
@@ -204,7 +206,7 @@ def seconds_per_step(setup: Any, config: Any, steps: int) -> float:
     from torch.utils.data import DataLoader
 
     from yolo2retina.dataset import collate
-    from yolo2retina.train import loss_normalisation
+    from yolo2retina.losses import loss_normalisation
 
     model = copy.deepcopy(setup.model)
     model.train()
@@ -247,24 +249,11 @@ def run_recipe(
     """Train one recipe under the budget; its checkpoints' metrics."""
     from torchvision.transforms import v2
 
-    from yolo2retina.train import TrainConfig, prepare_training
+    from yolo2retina.train_recipe import prepare_training
 
     budget_s = args.minutes * 60.0
     img_size = args.img_size or recipe.img_size
-    settings = dict(recipe.settings)
-    if recipe.crop_fraction is not None:
-        settings["crop_size"] = max(1, round(img_size * recipe.crop_fraction))
-    config = TrainConfig(
-        **settings,
-        epochs=1,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        seed=args.seed,
-        device=args.device,
-        metric="map50",
-        out_dir=work / name,
-        progress=True,
-    )
+    config = _recipe_config(recipe, img_size, work / name, args)
     setup = prepare_training(
         data_yaml, config, backbone=args.backbone, img_size=img_size, anchors="auto", log=say
     )
@@ -272,7 +261,52 @@ def run_recipe(
         setup.train.transforms = v2.RandomHorizontalFlip(0.5)
         say("augment: replaced by one random horizontal flip (the CLI before issue 14)")
     step_s = seconds_per_step(setup, config, args.probe_steps)
-    steps_per_epoch = math.ceil(len(setup.train) / config.batch_size)
+    epoch_s = step_s * math.ceil(len(setup.train) / config.batch_size)
+    config = _fit_budget(config, step_s, len(setup.train), args, say)
+    result = setup.fit(config, log=say)
+    checkpoints = _checkpoints(result.history, budget_s)
+    return {
+        "description": recipe.description,
+        "system": "yolo2retina RetinaNet " + args.backbone,
+        "img_size": img_size,
+        "settings": {k: v for k, v in config.to_dict().items() if k in _SHOWN},
+        "hflip_only": recipe.hflip_only,
+        "anchor_sizes": setup.model_args.get("anchor_sizes"),
+        "seconds_per_step": round(step_s, 3),
+        "over_budget": epoch_s > budget_s,
+        "epochs": config.epochs,
+        "train_seconds": round(result.train_seconds, 1),
+        "checkpoints": checkpoints,
+        "final": checkpoints[-1] if checkpoints else None,
+    }
+
+
+def _recipe_config(recipe: Recipe, img_size: int, out_dir: Path, args: argparse.Namespace) -> Any:
+    """The recipe's TrainConfig for one epoch (the budget sets the epochs later)."""
+    from yolo2retina.train_config import TrainConfig
+
+    settings = dict(recipe.settings)
+    if recipe.crop_fraction is not None:
+        settings["crop_size"] = max(1, round(img_size * recipe.crop_fraction))
+    return TrainConfig(
+        **settings,
+        epochs=1,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        seed=args.seed,
+        device=args.device,
+        metric="map50",
+        out_dir=out_dir,
+        progress=True,
+    )
+
+
+def _fit_budget(
+    config: Any, step_s: float, images: int, args: argparse.Namespace, say: Callable[[str], None]
+) -> Any:
+    """``config`` with the epochs that fit the budget at ``step_s`` seconds per step."""
+    budget_s = args.minutes * 60.0
+    steps_per_epoch = math.ceil(images / config.batch_size)
     epoch_s = step_s * steps_per_epoch
     epochs = max(1, math.floor(budget_s / epoch_s))
     if epoch_s > budget_s:
@@ -285,10 +319,13 @@ def run_recipe(
         f"probe: {step_s:.2f} s per step of {config.batch_size}, {steps_per_epoch} steps per "
         f"epoch: {epochs} epochs in {args.minutes:g} min, validating every {val_every}"
     )
-    config = attrs.evolve(config, epochs=epochs, val_every=val_every)
-    result = setup.fit(config, log=say)
+    return attrs.evolve(config, epochs=epochs, val_every=val_every)
+
+
+def _checkpoints(history: Sequence[dict[str, Any]], budget_s: float) -> list[dict[str, Any]]:
+    """One entry per validated epoch: its metrics and the training time spent so far."""
     checkpoints, spent = [], 0.0
-    for record in result.history:
+    for record in history:
         spent += float(record["train_seconds"])
         if "map50" not in record:
             continue
@@ -305,20 +342,7 @@ def run_recipe(
                 "train_loss": record.get("train_loss"),
             }
         )
-    return {
-        "description": recipe.description,
-        "system": "yolo2retina RetinaNet " + args.backbone,
-        "img_size": img_size,
-        "settings": {k: v for k, v in config.to_dict().items() if k in _SHOWN},
-        "hflip_only": recipe.hflip_only,
-        "anchor_sizes": setup.model_args.get("anchor_sizes"),
-        "seconds_per_step": round(step_s, 3),
-        "over_budget": epoch_s > budget_s,
-        "epochs": epochs,
-        "train_seconds": round(result.train_seconds, 1),
-        "checkpoints": checkpoints,
-        "final": checkpoints[-1] if checkpoints else None,
-    }
+    return checkpoints
 
 
 _SHOWN = (
@@ -346,63 +370,13 @@ def run_yolov8n(
     Raises:
         ImportError: ultralytics is not installed.
     """
-    from ultralytics import YOLO as UltralyticsYOLO  # type: ignore[import-not-found,unused-ignore]
-
-    from yolo2retina.dataset import DetectionDataset
-    from yolo2retina.evaluate import coco_map
-    from yolo2retina.target import Target
-    from yolo2retina.train import recall_at
+    from yolo2retina.train_loop import recall_at
 
     img_size = args.img_size or 1024
     budget_s = args.minutes * 60.0
-    model = UltralyticsYOLO("yolov8n.yaml")  # the architecture only: random weights
-    t0 = time.perf_counter()
-    model.train(
-        data=str(data_yaml),
-        epochs=10_000,  # `time` overrides it: Ultralytics fits its epochs to the budget
-        time=budget_s / 3600.0,
-        imgsz=img_size,
-        batch=args.yolo_batch,
-        device=args.device,
-        workers=args.workers,
-        seed=args.seed,
-        project=str(work / YOLO),
-        name="train",
-        exist_ok=True,
-        pretrained=False,
-        amp=False,
-        plots=False,
-        val=False,
-        verbose=False,
-    )
-    wall = time.perf_counter() - t0
-    trainer = model.trainer
-    last = Path(trainer.last)
-    epochs = int(getattr(trainer, "epoch", -1)) + 1
+    last, epochs, wall = _train_yolo(data_yaml, work, img_size, args)
     say(f"trained {epochs} epochs in {wall / 60:.1f} min (final validation included); {last}")
-
-    val = DetectionDataset.from_path(data_yaml, split="val")
-    scorer = UltralyticsYOLO(str(last))
-    preds = []
-    for i in range(len(val)):
-        res = scorer.predict(
-            str(val.image_path(i)),
-            imgsz=img_size,
-            conf=0.001,
-            iou=0.7,
-            max_det=300,
-            device=args.device,
-            verbose=False,
-        )[0]
-        boxes = res.boxes
-        preds.append(
-            Target(
-                boxes.xyxy.cpu().numpy().astype(np.float32),
-                boxes.cls.cpu().numpy().astype(np.int64),
-                boxes.conf.cpu().numpy().astype(np.float32),
-            )
-        )
-    metrics = coco_map(val.annotations, preds)
+    metrics = _score_yolo(data_yaml, last, img_size, args)
     final = {
         "epoch": epochs,
         "train_seconds": round(wall, 1),
@@ -428,6 +402,69 @@ def run_yolov8n(
         "checkpoints": [final],
         "final": final,
     }
+
+
+def _train_yolo(
+    data_yaml: Path, work: Path, img_size: int, args: argparse.Namespace
+) -> tuple[Path, int, float]:
+    """Train YOLOv8n from random weights for the budget: ``(last.pt, epochs, wall seconds)``."""
+    from ultralytics import YOLO as UltralyticsYOLO  # type: ignore[import-not-found,unused-ignore]
+
+    model = UltralyticsYOLO("yolov8n.yaml")  # the architecture only: random weights
+    t0 = time.perf_counter()
+    model.train(
+        data=str(data_yaml),
+        epochs=10_000,  # `time` overrides it: Ultralytics fits its epochs to the budget
+        time=args.minutes / 60.0,
+        imgsz=img_size,
+        batch=args.yolo_batch,
+        device=args.device,
+        workers=args.workers,
+        seed=args.seed,
+        project=str(work / YOLO),
+        name="train",
+        exist_ok=True,
+        pretrained=False,
+        amp=False,
+        plots=False,
+        val=False,
+        verbose=False,
+    )
+    wall = time.perf_counter() - t0
+    trainer = model.trainer
+    return Path(trainer.last), int(getattr(trainer, "epoch", -1)) + 1, wall
+
+
+def _score_yolo(data_yaml: Path, last: Path, img_size: int, args: argparse.Namespace) -> Any:
+    """coco_map of the YOLOv8n checkpoint ``last`` on our val split (all detections)."""
+    from ultralytics import YOLO as UltralyticsYOLO  # type: ignore[import-not-found,unused-ignore]
+
+    from yolo2retina.coco_metric import coco_map
+    from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.target import Target
+
+    val = DetectionDataset.from_path(data_yaml, split="val")
+    scorer = UltralyticsYOLO(str(last))
+    preds = []
+    for i in range(len(val)):
+        res = scorer.predict(
+            str(val.image_path(i)),
+            imgsz=img_size,
+            conf=0.001,
+            iou=0.7,
+            max_det=300,
+            device=args.device,
+            verbose=False,
+        )[0]
+        boxes = res.boxes
+        preds.append(
+            Target(
+                boxes.xyxy.cpu().numpy().astype(np.float32),
+                boxes.cls.cpu().numpy().astype(np.int64),
+                boxes.conf.cpu().numpy().astype(np.float32),
+            )
+        )
+    return coco_map(val.annotations, preds)
 
 
 # -- report -------------------------------------------------------------------------------------
@@ -495,30 +532,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.work.resolve() if args.work is not None else Path(tmp)
         data_yaml, counts = copy_data(args, work / "data")
         print(f"data: {args.data} -> {data_yaml} ({counts['train']} train, {counts['val']} val)")
-        results: dict[str, dict[str, Any]] = {}
-        skipped: dict[str, str] = {}
-        known = recipes()
-        for name in args.recipes:
-
-            def say(line: str, name: str = name) -> None:
-                print(f"[{name}] {line}", flush=True)
-
-            print(f"\n=== {name}: {args.minutes:g} min", flush=True)
-            if name == YOLO:
-                try:
-                    results[name] = run_yolov8n(data_yaml, work, args, say)
-                except ImportError as e:
-                    skipped[name] = f"ultralytics is not importable ({e})"
-                    say(f"skipped: {skipped[name]}")
-                continue
-            results[name] = run_recipe(name, known[name], data_yaml, work, args, say)
-
+        results, skipped = run_all(args, data_yaml, work)
     report = {
         "data": str(args.data),
         "images": counts,
         "minutes": args.minutes,
         "budget_counts": "training time only (data loading and augmentation included)",
-        "evaluator": "yolo2retina.evaluate.coco_map (equal to pycocotools)",
+        "evaluator": "yolo2retina.coco_metric.coco_map (equal to pycocotools)",
         "machine": machine(),
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "wall_seconds": round(time.time() - started, 1),
@@ -532,10 +552,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"budget {args.minutes:g} min of training per recipe; {m['cpu_count']} CPUs, "
         f"{m['torch_threads']} torch threads; torch {m['torch']}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
+
+
+def run_all(
+    args: argparse.Namespace, data_yaml: Path, work: Path
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Each recipe of ``args.recipes`` in turn: its results, and why any was skipped."""
+    results: dict[str, dict[str, Any]] = {}
+    skipped: dict[str, str] = {}
+    known = recipes()
+    for name in args.recipes:
+
+        def say(line: str, name: str = name) -> None:
+            print(f"[{name}] {line}", flush=True)
+
+        print(f"\n=== {name}: {args.minutes:g} min", flush=True)
+        if name == YOLO:
+            try:
+                results[name] = run_yolov8n(data_yaml, work, args, say)
+            except ImportError as e:
+                skipped[name] = f"ultralytics is not importable ({e})"
+                say(f"skipped: {skipped[name]}")
+            continue
+        results[name] = run_recipe(name, known[name], data_yaml, work, args, say)
+    return results, skipped
 
 
 if __name__ == "__main__":
