@@ -84,7 +84,8 @@ __all__ = [
 
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save a checkpoint dict atomically (:meth:`Checkpoint.save <yolo2retina.checkpoint.Checkpoint.save>`).
+    """Save a checkpoint dict atomically
+    (:meth:`Checkpoint.save <yolo2retina.checkpoint.Checkpoint.save>`).
 
     A crash mid-write leaves the previous checkpoint intact.
 
@@ -98,7 +99,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by :func:`fit` with ``torch.load(weights_only=True)``.
 
     Nothing in the file is executed: it holds only tensors and plain Python values. The
-    dict has the file's keys (:meth:`Checkpoint.to_dict <yolo2retina.checkpoint.Checkpoint.to_dict>`).
+    dict has the file's keys
+    (:meth:`Checkpoint.to_dict <yolo2retina.checkpoint.Checkpoint.to_dict>`).
 
     Raises:
         ConfigError: the file is missing or is not a yolo2retina checkpoint.

@@ -119,23 +119,24 @@ class TrainConfig:
             ``"map75"`` (higher is better) or ``"val_loss"`` (lower is better).
         patience: stop after this many validations without improvement; ``None`` never stops.
         out_dir: run folder for checkpoints, ``metrics.jsonl`` and ``curves.png``. A folder
-            that already holds a run (any of :data:`~yolo2retina.run_folder.RUN_FILES`) is refused, unless ``resume``
-            is a checkpoint in it or ``overwrite`` is set.
+            that already holds a run (any of :data:`~yolo2retina.run_folder.RUN_FILES`) is
+            refused, unless ``resume`` is a checkpoint in it or ``overwrite`` is set.
         resume: a ``last.pt`` to continue from (its epoch count, optimizer, schedule and RNG).
         overwrite: replace the run in ``out_dir``: its files are deleted when training starts.
         progress: show the tqdm bar and print one summary line per epoch (rank 0 only).
         augment: the training augmentation policy (:data:`yolo2retina.augment.POLICIES`:
-            ``"none"``, ``"light"``, ``"default"``, ``"strong"``) that :func:`run_training`
-            (``yolo2retina train``) puts on the training dataset. :func:`fit` trains on the
-            datasets as given: set their ``transforms`` yourself
-            (:func:`yolo2retina.augment.augmentation`).
-        crop_size: with :func:`run_training`, train on ``crop_size`` square crops of the
-            ``img_size`` image (crop training for tiles much larger than the objects);
-            ``None``: the policy's own crop, if any. Validation runs on whole images.
+            ``"none"``, ``"light"``, ``"default"``, ``"strong"``) that
+            :func:`~yolo2retina.train_recipe.run_training` (``yolo2retina train``) puts on the
+            training dataset. :func:`~yolo2retina.train.fit` trains on the datasets as given:
+            set their ``transforms`` yourself (:func:`yolo2retina.augment.augmentation`).
+        crop_size: with :func:`~yolo2retina.train_recipe.run_training`, train on
+            ``crop_size`` square crops of the ``img_size`` image (crop training for tiles much
+            larger than the objects); ``None``: the policy's own crop, if any. Validation runs
+            on whole images.
         loss_norm: ``"torchvision"`` divides each image's loss by its own foreground-anchor
             count; ``"batch"`` divides the batch's summed loss by a moving average of the
             batch's count (:func:`yolo2retina.losses.install_batch_normalized_loss`, applied
-            by :func:`fit` for the run; its state is saved in ``last.pt``).
+            by :func:`~yolo2retina.train.fit` for the run; its state is saved in ``last.pt``).
     """
 
     epochs: int = attrs.field(default=12, validator=_at_least(1))
@@ -199,7 +200,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """The inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        """The inverse of :meth:`to_dict`; unknown keys raise
+        :class:`~yolo2retina.errors.ConfigError`."""
         known = {f.name for f in attrs.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

@@ -42,7 +42,7 @@ def _load_split(data: Path, format: str, splits: Sequence[str], **kw: Any) -> tu
 
 @attrs.frozen
 class TrainingSetup:
-    """What :func:`prepare_training` built: everything :func:`fit` needs.
+    """What :func:`prepare_training` built: everything :func:`~yolo2retina.train.fit` needs.
 
     Attributes:
         model: the RetinaNet (its training resize off when ``augmentation.sets_scale``).
@@ -61,7 +61,8 @@ class TrainingSetup:
     meta: dict[str, Any]
 
     def fit(self, config: TrainConfig, *, log: Callable[[str], None] = print) -> FitResult:
-        """:func:`fit` this model on these splits, with the checkpoints' args and metadata."""
+        """:func:`~yolo2retina.train.fit` this model on these splits, with the checkpoints'
+        args and metadata."""
         return fit(
             self.model,
             self.train,
@@ -146,7 +147,8 @@ def _checked_resume(path: str | None) -> Checkpoint | None:
 
 
 def _demo_data(out_dir: Path, log: Callable[[str], None]) -> Path:
-    """Write the synthetic sticky board (:data:`DEMO_DATA`) into ``out_dir / "data"``."""
+    """Write the synthetic sticky board (:data:`~yolo2retina.train_config.DEMO_DATA`) into
+    ``out_dir / "data"``."""
     from yolo2retina.synthetic import synthetic_sticky_board
 
     data_root = out_dir / "data"
@@ -225,16 +227,18 @@ def run_training(
     reader_options: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Load a dataset, build a RetinaNet for it and :func:`fit` it.
+    """Load a dataset, build a RetinaNet for it and :func:`~yolo2retina.train.fit` it.
 
-    ``data=None`` writes the synthetic sticky board (:data:`DEMO_DATA`) into
-    ``config.out_dir / "data"`` and trains on it. With ``config.resume`` the model is rebuilt
+    ``data=None`` writes the synthetic sticky board
+    (:data:`~yolo2retina.train_config.DEMO_DATA`) into ``config.out_dir / "data"`` and trains
+    on it. With ``config.resume`` the model is rebuilt
     from the checkpoint's ``model_args`` and ``data`` defaults to the dataset it was trained on;
     the data's class names must be the checkpoint's.
 
-    Everything is checked before anything is written: the run folder (:func:`check_out_dir`),
-    the dataset and the resumed checkpoint's classes. The model is built after
-    :func:`seed_everything` (``config.seed``), so the same call gives the same initial weights.
+    Everything is checked before anything is written: the run folder
+    (:func:`~yolo2retina.run_folder.check_out_dir`), the dataset and the resumed checkpoint's
+    classes. The model is built after :func:`~yolo2retina.train_setup.seed_everything`
+    (``config.seed``), so the same call gives the same initial weights.
 
     The training images are augmented with ``config.augment`` (and cropped to
     ``config.crop_size``), see :func:`prepare_training`; validation runs on whole images.

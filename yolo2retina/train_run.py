@@ -72,7 +72,7 @@ class TrainRun:
 
 @attrs.define
 class TrainProgress:
-    """Where a :func:`~yolo2retina.train_fit.fit` call is: the epoch, the best metric, the history."""
+    """Where a :func:`~yolo2retina.train_fit.fit` call is: epoch, best metric, history."""
 
     start_epoch: int = 0
     epoch: int = 0
@@ -133,9 +133,9 @@ def set_up_run(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     return TrainRun(
-        config, device, info, amp_dtype, say, quiet, model, train_dataset, val_dataset, loss, resume,
-        args, names, run_meta, train_loader, train_sampler, val_loader, optimizer, scheduler,
-        scaler, train_model=model,
+        config, device, info, amp_dtype, say, quiet, model, train_dataset, val_dataset, loss,
+        resume, args, names, run_meta, train_loader, train_sampler, val_loader, optimizer,
+        scheduler, scaler, train_model=model,
     )  # fmt: skip
 
 
@@ -198,9 +198,8 @@ def restore_run(run: TrainRun) -> TrainProgress:
             progress.history = [r for r in records if r.get("epoch", 0) <= ckpt.epoch]
         say(f"resumed from {run.config.resume} after epoch {ckpt.epoch}")
     if progress.start_epoch >= run.config.epochs:
-        say(
-            f"nothing to do: checkpoint already has {progress.start_epoch} of {run.config.epochs} epochs"
-        )
+        done, total = progress.start_epoch, run.config.epochs
+        say(f"nothing to do: checkpoint already has {done} of {total} epochs")
     return progress
 
 

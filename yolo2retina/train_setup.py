@@ -30,9 +30,10 @@ __all__ = ["make_lr_lambda", "seed_everything"]
 def seed_everything(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global RNG and torch (CPU and every CUDA device).
 
-    :func:`~yolo2retina.train_recipe.run_training` calls it before it builds the model, and :func:`~yolo2retina.train.fit` again (with
-    ``seed + rank``) before training. Call it yourself before building a model for
-    :func:`~yolo2retina.train.fit` so that its initial weights repeat too.
+    :func:`~yolo2retina.train_recipe.run_training` calls it before it builds the model, and
+    :func:`~yolo2retina.train.fit` again (with ``seed + rank``) before training. Call it
+    yourself before building a model for :func:`~yolo2retina.train.fit` so that its initial
+    weights repeat too.
     """
     random.seed(seed)
     np.random.seed(seed % 2**32)
