@@ -12,8 +12,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from yolo2retina.checkpoint import TRAINING_ONLY_KEYS, Checkpoint, strip_ddp_prefix
+from yolo2retina.checkpoint import TRAINING_ONLY_KEYS, Checkpoint
 from yolo2retina.errors import ConfigError
+from yolo2retina.weights import strip_ddp_prefix
 
 
 def _weights() -> OrderedDict[str, torch.Tensor]:

@@ -29,8 +29,9 @@ import torch
 
 from yolo2retina.atomic import atomic_path
 from yolo2retina.errors import ConfigError
+from yolo2retina.weights import strip_ddp_prefix
 
-__all__ = ["REQUIRED_KEYS", "TRAINING_ONLY_KEYS", "Checkpoint", "strip_ddp_prefix"]
+__all__ = ["REQUIRED_KEYS", "TRAINING_ONLY_KEYS", "Checkpoint"]
 
 #: The keys every checkpoint has: without them a model cannot be rebuilt.
 REQUIRED_KEYS = ("model", "model_args", "class_names")
@@ -43,13 +44,6 @@ _RESUME_KEYS = ("optimizer", "scheduler")
 
 #: The keys with a field of their own; every other key of the file goes to ``training``.
 _OWN_KEYS = (*REQUIRED_KEYS, "meta", "config", "epoch")
-
-
-def strip_ddp_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Drop the ``module.`` prefix that a DistributedDataParallel wrapper adds to every key."""
-    if state_dict and all(k.startswith("module.") for k in state_dict):
-        return {k[len("module.") :]: v for k, v in state_dict.items()}
-    return dict(state_dict)
 
 
 def _names(value: Any) -> tuple[str, ...]:
