@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder
-from yolo2retina.evaluate import coco_map
+from yolo2retina.coco_metric import coco_map
 from yolo2retina.target import FLAG_CROWD, Target
 
 NAMES = (

@@ -30,8 +30,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from yolo2retina.dataset import DetectionDataset, YoloDataset, collate
-from yolo2retina.datasets import synthetic_sticky_board
 from yolo2retina.model import build_retinanet
+from yolo2retina.synthetic import synthetic_sticky_board
 from yolo2retina.train import TrainConfig, fit
 
 

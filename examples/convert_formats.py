@@ -45,7 +45,7 @@ def same(a: Annotations, b: Annotations) -> None:
 def main(args: argparse.Namespace) -> int:
     out = args.out or Path(tempfile.mkdtemp(prefix="y2r-convert-"))
     if args.fast:
-        from yolo2retina.datasets import synthetic_sticky_board
+        from yolo2retina.synthetic import synthetic_sticky_board
 
         args.data = synthetic_sticky_board(out / "board", n_images=6, image_size=128, seed=0)
     if not args.data.is_file():

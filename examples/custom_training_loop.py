@@ -37,7 +37,7 @@ def main(args: argparse.Namespace) -> None:
     if args.fast:
         args.img_size, args.steps = 64, 2
     if args.data is None:
-        from yolo2retina.datasets import synthetic_sticky_board
+        from yolo2retina.synthetic import synthetic_sticky_board
 
         tmp = Path(tempfile.mkdtemp(prefix="y2r-example-"))
         args.data = synthetic_sticky_board(

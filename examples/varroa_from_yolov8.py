@@ -26,9 +26,9 @@ from yolo2retina import (
     fit_anchors,
 )
 from yolo2retina.augment import augmentation, set_train_resize
-from yolo2retina.draw import draw
-from yolo2retina.evaluate import evaluate
+from yolo2retina.evaluation import evaluate
 from yolo2retina.model import build_args
+from yolo2retina.plots import draw
 from yolo2retina.split import split_dataset
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "varroa-sticky-board-yolo"

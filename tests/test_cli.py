@@ -54,7 +54,7 @@ def test_raw_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (FileExistsError), `stats --histogram <a folder>` (IsADirectoryError) and
     `predict --score nan` (exit 0, every detection silently dropped).
     """
-    from tests.test_export import photo, tiny_checkpoint
+    from tests._prediction_helpers import photo, tiny_checkpoint
 
     y = make_yolo_dataset(tmp_path / "ds", {"a": ["0 0.5 0.5 0.1 0.1"]})
     ckpt = tiny_checkpoint(tmp_path / "best.pt")
@@ -81,7 +81,7 @@ def test_score_threshold_nan_is_refused_by_the_library() -> None:
     import torch
 
     from yolo2retina.errors import ConfigError
-    from yolo2retina.predict import predict
+    from yolo2retina.prediction import predict
 
     with pytest.raises(ConfigError, match="score_threshold"):
         predict(lambda imgs: [], torch.zeros(3, 8, 8), score_threshold=float("nan"))

@@ -98,8 +98,8 @@ def test_write_evaluation_without_matplotlib_writes_json_and_warns(
 
 def _board_and_untrained_checkpoint(tmp_path: Path) -> tuple[Path, Path]:
     """A 4-image 64-px synthetic board and an untrained resnet18-FPN ``run/best.pt`` for it."""
-    from yolo2retina.datasets import synthetic_sticky_board
     from yolo2retina.model import build_retinanet
+    from yolo2retina.synthetic import synthetic_sticky_board
 
     data = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64, val_fraction=0.5)
     args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}
@@ -136,8 +136,8 @@ def test_cli_evaluate_refuses_other_classes(
 ) -> None:
     """A checkpoint trained on other classes is an error with exit code 1, in one line."""
     from yolo2retina.cli import main
-    from yolo2retina.datasets import synthetic_sticky_board
     from yolo2retina.model import build_retinanet
+    from yolo2retina.synthetic import synthetic_sticky_board
 
     data = synthetic_sticky_board(tmp_path / "board", n_images=2, image_size=64)
     args = {"num_classes": 1, "backbone": "resnet18_fpn", "min_size": 64, "max_size": 64}

@@ -104,9 +104,9 @@ def test_model_side_names_still_resolve_and_then_load_torch(tmp_path: Path) -> N
         import yolo2retina
         print(heavy())
         from yolo2retina import Predictor, YoloDataset, build_retinanet, fit
-        import yolo2retina.dataset, yolo2retina.predict, yolo2retina.train, yolo2retina.model
+        import yolo2retina.dataset, yolo2retina.predictor, yolo2retina.train, yolo2retina.model
         print(YoloDataset is yolo2retina.dataset.YoloDataset, fit is yolo2retina.train.fit,
-              Predictor is yolo2retina.predict.Predictor,
+              Predictor is yolo2retina.predictor.Predictor,
               build_retinanet is yolo2retina.model.build_retinanet)
         print(heavy())
         """,

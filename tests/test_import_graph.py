@@ -126,3 +126,91 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> N
     got = _imports(tree, "yolo2retina.dataset", is_package=False)
     assert "yolo2retina.formats.registry" in got and "yolo2retina.image" in got
     assert "yolo2retina.model" not in got
+
+
+#: The data path, bottom up: a module imports only modules of its own layer or below.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # 0: values and files
+    ("errors", "boxes", "target", "annotations", "image", "atomic", "device", "outputs"),
+    # 1: annotations on disk and the torch-free tools over them (metric, figures)
+    (
+        "formats",
+        "check",
+        "convert",
+        "split",
+        "stats",
+        "synthetic",
+        "coco_matching",
+        "coco_metric",
+        "confusion",
+        "plots",
+    ),
+    # 2: torch: datasets, model, checkpoint, tiling
+    (
+        "dataset",
+        "anchors",
+        "augment",
+        "box_transforms",
+        "losses",
+        "weights",
+        "backbones",
+        "model_spec",
+        "model",
+        "checkpoint",
+        "tiling",
+        "counts",
+        "distributed",
+    ),
+    # 3: running a model
+    ("prediction", "predictor", "prediction_writers", "predict_folder", "evaluation"),
+    # 4: training
+    (
+        "train",
+        "train_config",
+        "train_setup",
+        "train_loop",
+        "train_run",
+        "train_fit",
+        "train_resume",
+        "train_recipe",
+        "run_folder",
+        "run_meta",
+    ),
+    # 5: the command line
+    ("cli", "commands", "__main__"),
+)
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2 or parts[1] in ("_version", "_moved"):
+        return None  # the package root re-exports lazily; it sits above everything
+    for i, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return i
+    raise AssertionError(f"{module}: add it to a layer in LAYERS")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from a lower layer of :data:`LAYERS` into a higher one."""
+    upward = []
+    for module, targets in graph.items():
+        here = _layer(module)
+        for target in targets:
+            there = _layer(target)
+            if here is not None and there is not None and there > here:
+                upward.append(f"{module} (layer {here}) imports {target} (layer {there})")
+    return sorted(upward)
+
+
+def test_imports_follow_the_data_path() -> None:
+    """format -> annotations -> Dataset -> model -> evaluate/predict -> train -> CLI, one way."""
+    upward = upward_imports(import_graph())
+    assert not upward, "\n".join(upward)
+
+
+def test_the_layer_check_finds_an_upward_import() -> None:
+    graph = {"yolo2retina.formats.yolo": {"yolo2retina.dataset", "yolo2retina.errors"}}
+    assert upward_imports(graph) == [
+        "yolo2retina.formats.yolo (layer 1) imports yolo2retina.dataset (layer 2)"
+    ]

@@ -87,20 +87,32 @@ def test_remove_stale_temp_files_only_touches_dead_saves(tmp_path: Path) -> None
 
 
 def test_remove_stale_temp_files_knows_the_atomic_writers_names(tmp_path: Path) -> None:
-    """The temporary names of yolo2retina.atomic (no pid in them) are removed once old, never
-    while fresh: their writer may still be saving."""
+    """yolo2retina.atomic's temporary names (``.<file>.<pid>.<random>.tmp``) are candidates:
+    a live writer's file stays, a dead writer's goes at once, and a name without a pid goes
+    only once it is old."""
     import os
+    import subprocess
+    import sys
 
     from yolo2retina.atomic import atomic_path
 
     with atomic_path(tmp_path / "last.pt") as tmp:
         tmp.write_bytes(b"x" * 10)
-        fresh = tmp.name
-        assert remove_stale_temp_files(tmp_path) == []  # a save in progress
-        (tmp_path / "kept").write_bytes(tmp.read_bytes())
-    old = tmp_path / ".best.pt.k2_9xq0a.tmp"
-    old.write_bytes(b"x" * 7)
+        ours = tmp.name
+    assert ours.startswith(f".last.pt.{os.getpid()}.") and ours.endswith(".tmp")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]  # renamed, none left
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    live = tmp_path / f".best.pt.{os.getppid()}.k2_9xq0a.tmp"  # a process that runs
+    gone = tmp_path / f".best.pt.{dead}.a8fj2k1w.tmp"  # a process that ended
+    fresh = tmp_path / ".last.pt.q8w7e6r5.tmp"  # no pid, fresh
+    old = tmp_path / ".last.pt.z1x2c3v4.tmp"  # no pid, old
+    for path, size in ((live, 3), (gone, 5), (fresh, 6), (old, 7)):
+        path.write_bytes(b"x" * size)
     os.utime(old, (1_000_000_000, 1_000_000_000))
-    assert fresh.startswith(".last.pt.") and fresh.endswith(".tmp")
-    assert remove_stale_temp_files(tmp_path) == [(old, 7)]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept", "last.pt"]
+    assert remove_stale_temp_files(tmp_path) == sorted([(gone, 5), (old, 7)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([fresh.name, live.name, "last.pt"])

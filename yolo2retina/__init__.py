@@ -2,9 +2,9 @@
 
 The data flows one way: a format reader gives :class:`Annotations` (flat arrays of
 :class:`Target` boxes and labels), a :class:`DetectionDataset` turns them into torchvision
-samples, :func:`build_retinanet` and :func:`fit` train a model, :func:`yolo2retina.evaluate.evaluate` scores it and
-:class:`Predictor` runs it on new photos. (``evaluate``, ``predict`` and ``draw`` are
-functions of the modules of the same names: ``from yolo2retina.predict import predict``.)
+samples, :func:`build_retinanet` and :func:`fit` train a model, :func:`evaluate` scores it and
+:class:`Predictor` (or :func:`predict`) runs it on new photos; :func:`draw` shows the boxes.
+Where each feature lives: ``docs/architecture.md``.
 
 ``import yolo2retina`` is light: the names below are loaded on first use, and torch and
 torchvision only load with a dataset, a model, training or prediction
@@ -21,13 +21,19 @@ Example:
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
+from yolo2retina import _moved
 from yolo2retina._version import __version__
+
+_moved.install()  # old module paths of 0.1 (yolo2retina.evaluate, ...) still import, with a warning
 
 if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these on first use
     from yolo2retina.anchors import AnchorFit, fit_anchors
     from yolo2retina.annotations import Annotations, LoadReport
+    from yolo2retina.coco_metric import Metrics, coco_map
     from yolo2retina.dataset import (
         CocoDataset,
         DetectionDataset,
@@ -44,7 +50,7 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these
         NonFiniteLossError,
         Yolo2RetinaError,
     )
-    from yolo2retina.evaluate import Metrics, coco_map
+    from yolo2retina.evaluation import evaluate
     from yolo2retina.formats import (
         list_formats,
         load_annotations,
@@ -52,7 +58,9 @@ if TYPE_CHECKING:  # what mypy and IDEs see; at run time __getattr__ loads these
         write_annotations,
     )
     from yolo2retina.model import build_retinanet, load_model
-    from yolo2retina.predict import Predictor
+    from yolo2retina.plots import draw
+    from yolo2retina.prediction import predict
+    from yolo2retina.predictor import Predictor
     from yolo2retina.target import Target
     from yolo2retina.train import TrainConfig, fit
 
@@ -79,11 +87,14 @@ __all__ = [
     "build_retinanet",
     "coco_map",
     "collate",
+    "draw",
+    "evaluate",
     "fit",
     "fit_anchors",
     "list_formats",
     "load_annotations",
     "load_model",
+    "predict",
     "register_format",
     "write_annotations",
 ]
@@ -102,8 +113,9 @@ _LAZY: dict[str, str] = {
     "ImageReadError": "yolo2retina.errors",
     "NonFiniteLossError": "yolo2retina.errors",
     "Yolo2RetinaError": "yolo2retina.errors",
-    "Metrics": "yolo2retina.evaluate",
-    "coco_map": "yolo2retina.evaluate",
+    "Metrics": "yolo2retina.coco_metric",
+    "coco_map": "yolo2retina.coco_metric",
+    "draw": "yolo2retina.plots",
     "list_formats": "yolo2retina.formats",
     "load_annotations": "yolo2retina.formats",
     "register_format": "yolo2retina.formats",
@@ -117,7 +129,9 @@ _LAZY: dict[str, str] = {
     "collate": "yolo2retina.dataset",
     "build_retinanet": "yolo2retina.model",
     "load_model": "yolo2retina.model",
-    "Predictor": "yolo2retina.predict",
+    "Predictor": "yolo2retina.predictor",
+    "predict": "yolo2retina.prediction",
+    "evaluate": "yolo2retina.evaluation",
     "TrainConfig": "yolo2retina.train",
     "fit": "yolo2retina.train",
 }
@@ -136,3 +150,18 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     """The module's attributes, including the public names not loaded yet."""
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """The package module: importing a moved 0.1 module (``yolo2retina.evaluate``) must not
+    replace the function of the same name here, which the import system would otherwise do
+    by setting the submodule as an attribute of its parent."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        moved = isinstance(value, types.ModuleType) and value.__name__ in _moved.MOVED
+        if moved and name in _LAZY:
+            return  # `from yolo2retina import evaluate` stays the function
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -19,7 +19,23 @@ from collections.abc import Sequence
 from typing import Any
 
 #: old dotted module name -> the modules that now hold its names, searched in order.
-MOVED: dict[str, tuple[str, ...]] = {}
+MOVED: dict[str, tuple[str, ...]] = {
+    "yolo2retina.curves": ("yolo2retina.plots.curves",),
+    "yolo2retina.datasets": ("yolo2retina.synthetic",),
+    "yolo2retina.draw": ("yolo2retina.plots.boxes",),
+    "yolo2retina.evaluate": (
+        "yolo2retina.coco_metric",
+        "yolo2retina.confusion",
+        "yolo2retina.evaluation",
+    ),
+    "yolo2retina.export": ("yolo2retina.prediction_writers", "yolo2retina.predict_folder"),
+    "yolo2retina.predict": (
+        "yolo2retina.prediction",
+        "yolo2retina.tiling",
+        "yolo2retina.counts",
+        "yolo2retina.predictor",
+    ),
+}
 
 
 class _Loader(importlib.abc.Loader):

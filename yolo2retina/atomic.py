@@ -37,7 +37,8 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    # the pid in the name lets a later run remove the leftover of a killed process at once
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.{os.getpid()}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     tmp = Path(name)
     try:

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 from yolo2retina.annotations import Annotations, LoadReport
-from yolo2retina.datasets import synthetic_sticky_board
 from yolo2retina.formats import load_annotations, load_splits, write_annotations
 from yolo2retina.formats.coco import read_coco
 from yolo2retina.formats.voc import read_voc
 from yolo2retina.formats.yolo import read_yolo
+from yolo2retina.synthetic import synthetic_sticky_board
 
 FORMATS = ("yolo", "voc", "coco")
 HOWS = ("relative", "absolute", "symlink", "dot")

@@ -17,7 +17,7 @@ import numpy as np
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
-from yolo2retina.formats.registry import ImageMode, WriteReport
+from yolo2retina.formats.base import ImageMode, WriteReport
 from yolo2retina.image import read_image_hw
 
 HEADER = ["image", "x1", "y1", "x2", "y2", "class"]
