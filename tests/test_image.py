@@ -335,3 +335,76 @@ def test_fifo_is_refused_without_opening_it(tmp_path: Path) -> None:
     finally:
         stop.set()
         helper.join()
+
+
+def _image_to_tensor_0_1(img: Image.Image) -> Any:
+    """image_to_tensor as 0.1 computed it (HWC uint8 copy, permute, float, divide)."""
+    import torch
+
+    from yolo2retina.image import _to_rgb
+
+    a = np.asarray(_to_rgb(img), dtype=np.uint8)
+    return torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+
+def _random_image(mode: str, w: int, h: int, seed: int) -> Image.Image:
+    """A random ``w x h`` image of ``mode`` (every byte value likely at 64x64 and up)."""
+    rng = np.random.default_rng(seed)
+    if mode == "I;16":
+        return Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
+    if mode in ("I", "F"):
+        return Image.fromarray(rng.integers(0, 4096, (h, w)).astype(np.int32)).convert(mode)
+    if mode == "P":  # a palette of 64 random colours, half of the images with transparency
+        img = Image.fromarray(rng.integers(0, 64, (h, w), dtype=np.uint8), mode="L")
+        img = img.convert("P")
+        img.putpalette(rng.integers(0, 256, 64 * 3, dtype=np.uint8).tobytes())
+        if seed % 2:
+            img.info["transparency"] = 3
+        return img
+    rgba = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), mode="RGBA")
+    return rgba if mode == "RGBA" else rgba.convert(mode)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    mode=st.sampled_from(["RGB", "L", "RGBA", "LA", "P", "CMYK", "1", "I;16", "I", "F"]),
+    w=st.integers(1, 70),
+    h=st.integers(1, 70),
+    seed=st.integers(0, 2**16),
+)
+def test_image_to_tensor_equals_the_0_1_formula_bit_for_bit(
+    mode: str, w: int, h: int, seed: int
+) -> None:
+    """The band-by-band conversion gives 0.1's values exactly, as a contiguous (3, H, W)
+    float32 tv_tensors.Image (0.1's permuted tensor was not contiguous)."""
+    import torch
+    from torchvision import tv_tensors
+
+    img = _random_image(mode, w, h, seed)
+    t = image_to_tensor(img)
+    assert type(t) is tv_tensors.Image
+    assert t.dtype == torch.float32 and t.shape == (3, h, w)
+    assert t.is_contiguous()
+    expected = _image_to_tensor_0_1(img)
+    assert torch.equal(t.as_subclass(torch.Tensor), expected)
+    assert torch.equal(t.view(torch.int32), expected.contiguous().view(torch.int32))  # bits
+
+
+def test_image_to_tensor_every_byte_value_and_photo_sizes() -> None:
+    """All 256 byte values in each channel, and a 640-px image: 0.1's bits, contiguous and
+    writable (the tensor owns its memory, not the PIL image's)."""
+    import torch
+
+    ramp = np.stack(
+        [np.arange(256), np.arange(256)[::-1], (np.arange(256) * 7) % 256], axis=-1
+    ).astype(np.uint8)
+    photo = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for a in (ramp.reshape(16, 16, 3), photo):
+        img = Image.fromarray(a)
+        t = image_to_tensor(img)
+        assert t.is_contiguous() and t.shape == (3, *a.shape[:2])
+        assert torch.equal(
+            t.view(torch.int32), _image_to_tensor_0_1(img).contiguous().view(torch.int32)
+        )
+        t.mul_(0.5)  # writable, and the image is untouched
+        assert np.array_equal(np.asarray(img), a)

@@ -39,6 +39,8 @@ IMAGE_EXTENSIONS = frozenset(
 _ORIENTATION_TAG = 0x0112
 #: Formats whose decoder can shrink while decoding (``Image.draft``); MPO is a phone JPEG.
 _DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
+#: The divisor of :func:`image_to_tensor` (float32, so the division is float32).
+_BYTE_MAX = np.float32(255.0)
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
@@ -247,16 +249,27 @@ def load_image(path: str | os.PathLike[str], *, max_size: int | None = None) -> 
 
 
 def image_to_tensor(img: Image.Image) -> tv_tensors.Image:
-    """An RGB PIL image -> ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``.
+    """An RGB PIL image -> ``tv_tensors.Image`` ``(3, H, W) float32`` in ``[0, 1]``, contiguous.
 
-    The only function here that needs torch; it imports torch and torchvision on first use.
+    Values are ``uint8 / 255`` rounded once in float32, bit for bit those of
+    ``torch.from_numpy(a).permute(2, 0, 1).to(torch.float32).div_(255)``. Other modes go
+    through the same conversion to RGB as :func:`load_image`.
+
+    One float32 allocation, filled band by band: each 8-bit band (``Image.split``) is a
+    contiguous plane that NumPy divides straight into its channel of the output. The
+    former ``HWC uint8 copy -> permute -> float -> divide`` path cost a second copy and
+    a strided float conversion (``bench/predict_speed.py`` measures both). The only
+    function here that needs torch; it imports torch and torchvision on first use.
     """
     import torch
     from torchvision import tv_tensors
 
-    a = np.asarray(_to_rgb(img), dtype=np.uint8)
-    t = torch.from_numpy(a.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
-    return tv_tensors.Image(t)
+    rgb = _to_rgb(img)
+    w, h = rgb.size
+    out = np.empty((3, h, w), dtype=np.float32)
+    for c, band in enumerate(rgb.split()):
+        np.divide(np.asarray(band, dtype=np.uint8), _BYTE_MAX, out=out[c], dtype=np.float32)
+    return tv_tensors.Image(torch.from_numpy(out))
 
 
 def find_images(source: str | os.PathLike[str]) -> list[Path]:
