@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _load_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The load cache (yolo2retina.formats.cache) goes to a folder of this test session, never
+    to ~/.cache; subprocesses (CLI tests) inherit it. A test may point it elsewhere."""
+    folder = tmp_path_factory.mktemp("load-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("YOLO2RETINA_CACHE_DIR", str(folder))
+        yield folder
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -100,9 +100,9 @@ class DetectionDataset(Dataset[Sample]):
     ) -> DetectionDataset:
         """Load any registered format (YOLO, VOC, COCO, plug-ins) from a path.
 
-        ``class_names``, ``strict`` and format options (``images_root=``...) go to the
-        reader; ``max_size``, ``include_ignored``, ``label_offset`` and ``image_id`` to the
-        dataset.
+        ``class_names``, ``strict``, ``cache`` and format options (``images_root=``...) go
+        to the reader (:func:`~yolo2retina.formats.load_annotations`); ``max_size``,
+        ``include_ignored``, ``label_offset`` and ``image_id`` to the dataset.
         """
         from yolo2retina.formats import load_annotations
 
@@ -207,6 +207,8 @@ class YoloDataset(DetectionDataset):
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
         image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
+        cache: use the load cache (:mod:`~yolo2retina.formats.cache`); ``False`` neither
+            reads nor writes it.
 
     Example:
         >>> ds = YoloDataset("data.yaml", split="val")  # doctest: +SKIP
@@ -224,11 +226,12 @@ class YoloDataset(DetectionDataset):
         max_size: int | None = None,
         label_offset: int = 0,
         image_id: Literal["index", "source"] = "index",
+        cache: bool = True,
     ) -> None:
         from yolo2retina.formats.yolo import read_yolo
 
         super().__init__(
-            read_yolo(path, split, class_names=class_names, strict=strict),
+            read_yolo(path, split, class_names=class_names, strict=strict, cache=cache),
             transforms,
             max_size=max_size,
             label_offset=label_offset,
@@ -317,6 +320,8 @@ class CocoDataset(DetectionDataset):
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
         image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
+        cache: use the load cache (:mod:`~yolo2retina.formats.cache`); ``False`` neither
+            reads nor writes it.
 
     Example:
         >>> ds = CocoDataset("coco/annotations/instances_val2017.json",
@@ -336,11 +341,19 @@ class CocoDataset(DetectionDataset):
         include_ignored: bool = False,
         label_offset: int = 0,
         image_id: Literal["index", "source"] = "index",
+        cache: bool = True,
     ) -> None:
         from yolo2retina.formats.coco import read_coco
 
         super().__init__(
-            read_coco(path, split, class_names=class_names, strict=strict, images_root=images_root),
+            read_coco(
+                path,
+                split,
+                class_names=class_names,
+                strict=strict,
+                images_root=images_root,
+                cache=cache,
+            ),
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,

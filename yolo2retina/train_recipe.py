@@ -132,7 +132,8 @@ def prepare_training(
         meta={
             "data": os.fspath(data_path.resolve()),
             "format": format,
-            "reader_options": {k: os.fspath(v) for k, v in options.items()},
+            # cache= says how to load, not what: a resumed run uses the cache again
+            "reader_options": {k: os.fspath(v) for k, v in options.items() if k != "cache"},
         },
     )
 
@@ -255,7 +256,8 @@ def run_training(
         anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
             printed), ``"default"`` keeps torchvision's 32-512 px anchors.
         reader_options: keywords for the format reader, e.g. ``{"images_root": ...}`` for a
-            COCO file whose images lie elsewhere (kept in the checkpoint for ``resume``).
+            COCO file whose images lie elsewhere (kept in the checkpoint for ``resume``);
+            ``{"cache": False}`` turns the load cache off (not kept).
         log: where progress lines go.
 
     Raises:

@@ -29,20 +29,36 @@ def add_images_root(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_no_cache(p: argparse.ArgumentParser) -> None:
+    """Add ``--no-cache`` (neither read nor write the load cache)."""
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the load cache (YOLO, COCO; kept in "
+        "$YOLO2RETINA_CACHE_DIR or ~/.cache/yolo2retina, never in the dataset)",
+    )
+
+
 def reader_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
-    """Reader keywords from the command line (``images_root=`` when ``--images-root`` is given).
+    """Reader keywords from the command line: ``images_root=`` when ``--images-root`` is
+    given, ``cache=False`` for ``--no-cache`` (for the formats that have a load cache).
 
     Raises:
         ConfigError: ``--images-root`` for YOLO or VOC, whose image paths come from the
             layout itself.
     """
     from yolo2retina.errors import ConfigError
+    from yolo2retina.formats import get_format
+    from yolo2retina.formats.cache import accepts_cache
 
+    options: dict[str, Any] = {}
+    if getattr(args, "no_cache", False) and accepts_cache(get_format(fmt)):
+        options["cache"] = False
     if args.images_root is None:
-        return {}
+        return options
     if fmt in ("yolo", "voc"):
         raise ConfigError(
             f"--images-root applies to COCO datasets (file_name is relative to it); this "
             f"dataset is {fmt}, whose images are found from its layout"
         )
-    return {"images_root": args.images_root}
+    return options | {"images_root": args.images_root}

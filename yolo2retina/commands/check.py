@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "check"
 HELP = "Check a dataset: print every problem as file:line and a summary; exit 1 on errors."
@@ -15,6 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="data.yaml, dataset folder, VOC folder or COCO .json")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
     p.add_argument(
         "--split", action="append", default=None, help="check only this split (repeatable)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "convert"
 HELP = "Convert a YOLO / VOC / COCO dataset (all splits) to another format."
@@ -25,6 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--split", action="append", default=None, help="convert only this split (repeatable)"
     )
     add_images_root(p)
+    add_no_cache(p)
     p.add_argument(
         "--images",
         choices=("copy", "symlink", "hardlink"),

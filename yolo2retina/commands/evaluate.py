@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 from yolo2retina.cli import add_output_flags, fraction, positive_int
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "evaluate"
 HELP = (
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
     p.add_argument(
         "--batch-size", type=positive_int, default=4, help="images per forward pass (default: 4)"
     )

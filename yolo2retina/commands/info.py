@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "info"
 HELP = "Load a dataset split and print what was loaded, clipped and dropped."
@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default=None, help="split to load (train, val, test)")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
 
 
 def run(args: argparse.Namespace) -> int:

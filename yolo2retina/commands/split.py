@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "split"
 HELP = "Split a dataset into train/val(/test) image lists and a data.yaml; moves no file."
@@ -30,6 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="shuffling seed (default: 0)")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
     add_output_flags(p)
 
 

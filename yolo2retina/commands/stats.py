@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from yolo2retina.cli import add_output_flags
-from yolo2retina.commands import add_images_root
+from yolo2retina.commands import add_images_root, add_no_cache
 
 NAME = "stats"
 HELP = "Print images, background images, boxes per class and box sizes; save a histogram PNG."
@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", help="data.yaml, dataset folder, VOC folder or COCO .json")
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
     p.add_argument("--split", action="append", default=None, help="only this split (repeatable)")
     p.add_argument(
         "--histogram",

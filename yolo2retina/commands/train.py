@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
-    from yolo2retina.commands import add_images_root
+    from yolo2retina.commands import add_images_root, add_no_cache
 
     p.add_argument(
         "--data",
@@ -38,6 +38,7 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--format", default="auto", help="dataset format (default: auto-detect)")
     add_images_root(p)
+    add_no_cache(p)
     p.add_argument("--epochs", type=int, default=None, help="epochs (default: 12; demo: 6)")
     p.add_argument(
         "--batch-size",
@@ -209,16 +210,15 @@ def run(args: argparse.Namespace) -> int:
         recipe = DEMO_CONFIG if demo else SCRATCH_CONFIG
         print(_recipe_line(config, recipe, args.weights_backbone, demo=demo))
     options: dict[str, Any] = {}
+    if args.images_root is not None and args.data is None:
+        print("error: --images-root needs --data (see 'yolo2retina train --help')", file=sys.stderr)
+        return 2
     if args.images_root is not None:
         from yolo2retina.commands import dataset_format, reader_options
 
-        if args.data is None:
-            print(
-                "error: --images-root needs --data (see 'yolo2retina train --help')",
-                file=sys.stderr,
-            )
-            return 2
         options = reader_options(args, dataset_format(args.data, args.format))
+    if args.no_cache:  # the datasets load through load_annotations, which takes it for any format
+        options["cache"] = False
     result = run_training(
         args.data,
         config,

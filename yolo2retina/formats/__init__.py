@@ -20,6 +20,7 @@ from typing import Any
 
 from yolo2retina.annotations import Annotations
 from yolo2retina.formats.base import FormatAdapter, ImageMode, WriteReport
+from yolo2retina.formats.cache import accepts_cache
 from yolo2retina.formats.coco_writer import write_coco, write_coco_results
 from yolo2retina.formats.registry import (
     ENTRY_POINT_GROUP,
@@ -61,6 +62,7 @@ def load_annotations(
     split: str | None = None,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
+    cache: bool = True,
     **kwargs: Any,
 ) -> Annotations:
     """Load one split of a dataset of any registered format.
@@ -73,6 +75,9 @@ def load_annotations(
             ``None`` loads a single-split path (a YOLO data.yaml then means ``train``).
         class_names: fix the class names and order.
         strict: turn clips and drops into errors.
+        cache: use the load cache (:mod:`~yolo2retina.formats.cache`) of the formats that
+            have one (YOLO, COCO); ``False`` neither reads nor writes it. Formats without a
+            cache ignore it.
         **kwargs: format options, e.g. COCO ``images_root=``, ``allow_outside_root=``,
             ``verify_images=``.
 
@@ -82,22 +87,33 @@ def load_annotations(
     """
     p = Path(path)
     name = detect_format(p) if format == "auto" else format
-    return get_format(name).read(p, split, class_names=class_names, strict=strict, **kwargs)
+    adapter = get_format(name)
+    kwargs |= _cache_option(adapter, cache)
+    return adapter.read(p, split, class_names=class_names, strict=strict, **kwargs)
+
+
+def _cache_option(adapter: FormatAdapter, cache: bool) -> dict[str, bool]:
+    """``{"cache": cache}`` for an adapter whose ``read`` takes it, else nothing."""
+    return {"cache": cache} if accepts_cache(adapter) else {}
 
 
 def load_splits(
     path: str | os.PathLike[str],
     format: str = "auto",
     splits: Sequence[str] | None = None,
+    *,
+    cache: bool = True,
     **kwargs: Any,
 ) -> dict[str, Annotations]:
     """Load every split of a dataset (or the given ones): ``{split: Annotations}``.
 
-    A path that holds a single split is returned as ``{"train": ...}``.
+    A path that holds a single split is returned as ``{"train": ...}``. ``cache`` and the
+    other keywords are those of :func:`load_annotations`.
     """
     p = Path(path)
     name = detect_format(p) if format == "auto" else format
     adapter = get_format(name)
+    kwargs |= _cache_option(adapter, cache)
     names: Sequence[str | None] = list(splits) if splits else list(adapter.splits(p)) or [None]
     return {s or "train": adapter.read(p, s, **kwargs) for s in names}
 

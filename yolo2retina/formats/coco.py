@@ -60,7 +60,14 @@ from yolo2retina.formats.coco_columns import (
     dupes,
     index_of,
 )
-from yolo2retina.formats.coco_images import ImageTable, ReadOptions, image_table
+from yolo2retina.formats.coco_images import (
+    ImageTable,
+    ReadOptions,
+    cache_check,
+    cache_store,
+    coco_cache,
+    image_table,
+)
 from yolo2retina.formats.coco_json import CHUNK_BYTES as CHUNK_BYTES
 from yolo2retina.formats.coco_json import load_coco
 from yolo2retina.formats.coco_layout import (
@@ -125,10 +132,11 @@ class CocoFormat:
         *,
         class_names: Sequence[str] | None = None,
         strict: bool = False,
+        cache: bool = True,
         **kwargs: Any,
     ) -> Annotations:
         """Load one split; see :func:`read_coco`."""
-        return read_coco(path, split, class_names=class_names, strict=strict, **kwargs)
+        return read_coco(path, split, class_names=class_names, strict=strict, cache=cache, **kwargs)
 
     def write(
         self,
@@ -153,6 +161,7 @@ def read_coco(
     allow_outside_root: bool = False,
     verify_images: bool = True,
     progress: bool = False,
+    cache: bool = True,
 ) -> Annotations:
     """Load a COCO instances JSON into flat :class:`Annotations`.
 
@@ -176,6 +185,9 @@ def read_coco(
         verify_images: read every image header and check ``width``/``height`` against it
             (after EXIF orientation). ``False`` trusts the JSON and touches no image.
         progress: show a progress bar while image headers are read.
+        cache: use and write the load cache (:mod:`~yolo2retina.formats.cache`), keyed by
+            the JSON's ``stat``, the options and, with ``verify_images``, every image's
+            ``stat``. ``False`` neither reads nor writes it.
 
     Raises:
         DatasetError: naming the file and the record: duplicate image or annotation ids,
@@ -199,19 +211,20 @@ def read_coco(
                     f"{other}: not an object-detection (instances) file; read {file.name} "
                     "instead (skipped)"
                 )
-    # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        ann = _read_coco(
-            file,
-            ReadOptions(
-                class_names, strict, images_root, allow_outside_root, verify_images, progress
-            ),
-        )
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    opt = ReadOptions(class_names, strict, images_root, allow_outside_root, verify_images, progress)
+    lc = coco_cache(file, opt) if cache else None
+    ann = None if lc is None else lc.load(LoadReport(source=str(file)), cache_check(file, opt))
+    if ann is None:
+        # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            ann, table = _read_coco(file, opt)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        if lc is not None:
+            cache_store(lc, ann, table, opt)
     for line in skipped:
         ann.report.note("skipped_files", line)
     return ann
@@ -227,7 +240,7 @@ class _Categories:
     label_of_key: npt.NDArray[np.int64]  # label of each sorted key
 
 
-def _read_coco(file: Path, opt: ReadOptions) -> Annotations:
+def _read_coco(file: Path, opt: ReadOptions) -> tuple[Annotations, ImageTable]:
     data, extras, cols = load_coco(file)
     images, anns, cats = _sections(file, data)
     del data
@@ -238,7 +251,7 @@ def _read_coco(file: Path, opt: ReadOptions) -> Annotations:
     if cols is None:
         cols = ann_columns(anns, _record_at(file, anns), extras)
     del anns  # let the parsed records go
-    return _boxes(file, cols, categories, table, opt.strict, report)
+    return _boxes(file, cols, categories, table, opt.strict, report), table
 
 
 def _sections(file: Path, data: Any) -> tuple[list[Any], list[Any], list[Any]]:

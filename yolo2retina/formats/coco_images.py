@@ -8,7 +8,7 @@ are opened (a FIFO or ``/dev/stdin`` is refused after a ``stat``).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
@@ -18,9 +18,10 @@ import numpy as np
 import numpy.typing as npt
 from tqdm.auto import tqdm
 
-from yolo2retina.annotations import LoadReport
+from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
 from yolo2retina.formats._files import not_regular, quote
+from yolo2retina.formats.cache import Check, LoadCache, ReportMark, stat_files
 from yolo2retina.formats.coco_columns import column, dupes, pixels_column
 from yolo2retina.formats.coco_layout import layout_images_root
 from yolo2retina.image import read_image_hw
@@ -40,11 +41,14 @@ class ReadOptions:
 
 @attrs.frozen
 class ImageTable:
-    """The ``images`` table: ids, absolute paths (``""`` for a refused name), ``(N, 2)`` hw."""
+    """The ``images`` table: ids, absolute paths (``""`` for a refused name), ``(N, 2)`` hw,
+    the images root and the first file names (what the layout search looked at)."""
 
     ids: npt.NDArray[np.int64]
     paths: list[str]
     hw: npt.NDArray[np.int64]
+    root: str
+    probe: list[str]
 
 
 def image_table(file: Path, images: list[Any], opt: ReadOptions, report: LoadReport) -> ImageTable:
@@ -83,7 +87,7 @@ def image_table(file: Path, images: list[Any], opt: ReadOptions, report: LoadRep
             )
     if problems:
         raise DatasetError(f"cannot load COCO file {file}", problems)
-    return ImageTable(img_ids, paths, hw)
+    return ImageTable(img_ids, paths, hw, root, [fn for fn in file_names[:50] if type(fn) is str])
 
 
 def _images_root(
@@ -201,3 +205,46 @@ def _read_sizes(
                 f"{json_w}x{json_h} but the image is {w}x{h} (after EXIF orientation)"
             )
         hw[i] = (h, w)
+
+
+# -- the load cache (yolo2retina.formats.cache) of a COCO file ----------------------------
+
+
+def coco_cache(file: Path, opt: ReadOptions) -> LoadCache:
+    """The cache entry of ``file``, keyed by its ``stat`` and the options (the images, when
+    their headers are read, are checked by :func:`cache_check`)."""
+    options = {
+        "file": str(file),
+        "class_names": None if opt.class_names is None else list(opt.class_names),
+        "strict": opt.strict,
+        "images_root": None if opt.images_root is None else os.path.realpath(opt.images_root),
+        "allow_outside_root": opt.allow_outside_root,
+        "verify_images": opt.verify_images,
+    }
+    return LoadCache("coco", str(file), None, options, stat_files([str(file)]))
+
+
+def cache_check(file: Path, opt: ReadOptions) -> Check:
+    """Whether a cached entry still holds: the layout finds the same images root, and the
+    images (when their headers are read) did not change."""
+
+    def check(extra: Mapping[str, Any], paths: npt.NDArray[np.str_]) -> bool:
+        if (
+            opt.images_root is None
+            and str(layout_images_root(file, extra["probe"])) != extra["root"]
+        ):
+            return False
+        return not opt.verify_images or stat_files(paths.tolist()).digest == extra["images"]
+
+    return check
+
+
+def cache_store(lc: LoadCache, ann: Annotations, table: ImageTable, opt: ReadOptions) -> None:
+    """Store a COCO load (nothing when an image changed too recently)."""
+    extra: dict[str, Any] = {"root": table.root, "probe": table.probe}
+    if opt.verify_images:
+        stats = stat_files(ann.paths.tolist())  # taken after the header reads: see too_recent
+        if lc.too_recent(stats.newest_ns):
+            return
+        extra["images"] = stats.digest
+    lc.store(ann, ReportMark.of(LoadReport()), extra)

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
@@ -41,11 +42,11 @@ from yolo2retina.formats._files import (
     quote,
 )
 from yolo2retina.formats.base import ImageMode, WriteReport
+from yolo2retina.formats.cache import LoadCache, ReportMark, stat_files
 from yolo2retina.formats.darknet import find_obj_data
 from yolo2retina.formats.darknet import load_obj_data as load_obj_data
 from yolo2retina.formats.data_yaml import MAX_YAML_NODES as MAX_YAML_NODES
 from yolo2retina.formats.data_yaml import DataYaml as DataYaml
-from yolo2retina.formats.data_yaml import abs_path
 from yolo2retina.formats.data_yaml import load_data_yaml as load_data_yaml
 from yolo2retina.formats.yolo_ids import read_sidecar_ids
 from yolo2retina.formats.yolo_labels import CLIP_TOLERANCE as CLIP_TOLERANCE
@@ -58,8 +59,11 @@ from yolo2retina.formats.yolo_layout import (
     has_label_txt,
     images_from_list,
     index_file,
-    is_image_list,
+    label_files,
+    label_paths,
     list_images,
+    path_order,
+    unmatched_label_files,
 )
 from yolo2retina.formats.yolo_layout import image_to_label_path as image_to_label_path
 from yolo2retina.formats.yolo_writer import write_yolo as write_yolo
@@ -84,6 +88,7 @@ def read_yolo(
     *,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
+    cache: bool = True,
 ) -> Annotations:
     """Load a YOLO split into flat :class:`Annotations`.
 
@@ -99,6 +104,9 @@ def read_yolo(
             whole folder.
         class_names: override the class names (required when no yaml or classes.txt exists).
         strict: turn clips and drops into errors.
+        cache: use and write the load cache (:mod:`~yolo2retina.formats.cache`): the files
+            are still listed and ``stat``-ed, but unchanged label files and image headers are
+            not read again. ``False`` neither reads nor writes it.
 
     Boxes slightly outside the image (up to 1%) are clipped, boxes with no area after
     clipping or once stored as float32, and rows that repeat an earlier row's values are
@@ -112,7 +120,34 @@ def read_yolo(
     Raises:
         DatasetError: listing every problem as ``file:line: message``.
     """
-    src = Path(path)
+    scan = _scan(Path(path), split, class_names)
+    lc = _load_cache(scan, class_names, strict) if cache and not scan.problems else None
+    if lc is not None and (hit := lc.load(scan.report)) is not None:
+        return hit
+    mark = ReportMark.of(scan.report)
+    ann = _parse(scan, class_names, strict)
+    if lc is not None:
+        lc.store(ann, mark)
+    return ann
+
+
+@attrs.frozen
+class _Scan:
+    """What listing a YOLO split found, before any label file or image header is read."""
+
+    src: Path
+    split: str | None
+    dy: DataYaml | None
+    names: list[str]
+    images: list[str]  # absolute, in Path order
+    labels: list[str]  # the label file of each image (it may not exist)
+    shared: set[str]  # images that share a label file (a problem)
+    report: LoadReport
+    problems: list[str]
+
+
+def _scan(src: Path, split: str | None, class_names: Sequence[str] | None) -> _Scan:
+    """List a split's images and check its label folders (the part a cached load repeats)."""
     problems: list[str] = []
     src_kind = path_kind(src)
     dy = _index(src, src_kind)
@@ -124,23 +159,54 @@ def read_yolo(
         report.details.extend(dy.notes)
     elif src_kind == "dir":
         report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
-        names, image_files, image_dirs = _folder_images(src, split, class_names, report, problems)
+        names, image_files, image_dirs, split = _folder_images(
+            src, split, class_names, report, problems
+        )
     else:
         raise DatasetError(f"{src}: not a data.yaml, an obj.data or a folder")
     # Image paths and the label folders walked below are both absolute and normalized the
     # same way (symlinks kept), so a label file is matched to its image however `path`
     # was spelled.
-    image_files = sorted(dict.fromkeys(abs_path(p) for p in image_files))
-    label_of, shared = _label_files(image_files, problems)
-    _unmatched_label_files(image_dirs, set(label_of), report, problems)
-    category_ids, image_ids = read_sidecar_ids(dy, class_names, image_files, report)
+    images = sorted(set(image_files), key=path_order)  # listed absolute and normalized
+    labels = label_paths(images)
+    label_set, shared = label_files(images, labels, problems)
+    unmatched_label_files(image_dirs, label_set, report, problems)
+    return _Scan(src, split, dy, names, images, labels, shared, report, problems)
+
+
+def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> LoadCache:
+    """The cache entry of this split, keyed by the stat of every file the parse reads."""
+    files: list[str] = []
+    source = os.path.realpath(scan.src)
+    if scan.dy is not None:
+        source = os.path.realpath(scan.dy.file)  # a folder and its data.yaml: one entry
+        files.append(source)
+        if not scan.dy.darknet:
+            files.append(os.path.join(os.path.realpath(scan.dy.file.parent), IDS_FILE))
+    files += scan.images
+    files += scan.labels
+    options = {
+        "split": scan.split,
+        "strict": strict,
+        "class_names": None if class_names is None else list(class_names),
+        "names": scan.names,
+        "images": len(scan.images),
+    }
+    return LoadCache("yolo", source, scan.split, options, stat_files(files))
+
+
+def _parse(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> Annotations:
+    """Read every image header and label file of a scanned split (raises its problems)."""
+    paths = [Path(p) for p in scan.images]
+    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, paths, scan.report)
     builder = AnnotationsBuilder()
-    for img in image_files:
-        if img not in shared:
-            _add_image(builder, img, names, image_ids.get(img), strict, report, problems)
-    if problems:
-        raise DatasetError(f"cannot load YOLO dataset {src}", problems)
-    return builder.build(names, report, category_ids=category_ids)
+    for img, label, p in zip(scan.images, scan.labels, paths, strict=True):
+        if img not in scan.shared:
+            image_id = image_ids.get(p)
+            _add_image(builder, img, label, scan.names, image_id, strict, scan)
+    if scan.problems:
+        raise DatasetError(f"cannot load YOLO dataset {scan.src}", scan.problems)
+    return builder.build(scan.names, scan.report, category_ids=category_ids)
 
 
 def _index(src: Path, src_kind: str) -> DataYaml | None:
@@ -158,21 +224,21 @@ def _index(src: Path, src_kind: str) -> DataYaml | None:
 
 def _index_images(
     dy: DataYaml, src: Path, split: str, problems: list[str]
-) -> tuple[list[Path], list[Path]]:
+) -> tuple[list[str], list[Path]]:
     """``(image files, image folders)`` of a split of a data.yaml or obj.data."""
     if split not in dy.splits:
         raise DatasetError(
             f"{src}: no split '{split}'; {dy.file.name} defines {sorted(dy.splits) or 'none'}"
         )
-    image_files: list[Path] = []
+    image_files: list[str] = []
     kinds = {entry: path_kind(entry) for entry in dy.splits[split]}
     for entry, kind in kinds.items():
         if kind == "dir":
             image_files += list_images(entry, problems)
         elif kind == "file" and entry.suffix == ".txt":
-            image_files += images_from_list(entry, dy.root, problems, darknet=dy.darknet)
+            image_files += map(str, images_from_list(entry, dy.root, problems, darknet=dy.darknet))
         elif kind == "file" and entry.suffix.lower() in IMAGE_EXTENSIONS:
-            image_files.append(entry)
+            image_files.append(os.path.abspath(entry))
         elif kind != "missing":
             problems.append(
                 f"{src}: split '{split}' entry {quote(str(entry))} is not a folder, "
@@ -189,8 +255,9 @@ def _folder_images(
     class_names: Sequence[str] | None,
     report: LoadReport,
     problems: list[str],
-) -> tuple[list[str], list[Path], list[Path]]:
-    """``(class names, image files, image folders)`` of a folder without an index file."""
+) -> tuple[list[str], list[str], list[Path], str | None]:
+    """``(class names, image files, image folders, split)`` of a folder without an index
+    file."""
     root = Path(os.path.realpath(src))
     if split is None and (named := folder_splits(root)):
         split = "train"  # like a data.yaml: a folder with named splits means train
@@ -198,7 +265,7 @@ def _folder_images(
         if not any(s in named for s in split_candidates(split)):
             raise DatasetError(f"{src}: holds splits {list(named)}; pass split= (CLI: --split)")
     image_dirs = folder_sources(root, split, src)
-    image_files: list[Path] = []
+    image_files: list[str] = []
     for d in image_dirs:
         image_files += list_images(d, problems)
     names = list(class_names) if class_names is not None else find_class_names(image_dirs[0], root)
@@ -207,69 +274,28 @@ def _folder_images(
             f"{src}: no data.yaml, obj.data or class-names file "
             f"({', '.join(CLASS_NAME_FILES)}) found; pass class_names=[...]"
         )
-    return names, image_files, image_dirs
-
-
-def _label_files(
-    image_files: list[Path], problems: list[str]
-) -> tuple[dict[Path, Path], set[Path]]:
-    """``({label file: image}, images that share a label file)``: ``a.jpg`` and ``a.png`` in
-    one folder would share ``a.txt``, which is a problem."""
-    label_of: dict[Path, Path] = {}
-    shared: set[Path] = set()
-    for img in image_files:
-        lab = image_to_label_path(img)
-        if lab in label_of:
-            problems.append(
-                f"{img}: same name as {label_of[lab]} apart from the extension; both would "
-                f"use the label file {lab} (rename one)"
-            )
-            shared |= {img, label_of[lab]}
-        else:
-            label_of[lab] = img
-    return label_of, shared
-
-
-def _unmatched_label_files(
-    image_dirs: list[Path], labels: set[Path], report: LoadReport, problems: list[str]
-) -> None:
-    """A label file without an image is a problem; caches and image lists are skipped."""
-    for d in dict.fromkeys(image_to_label_path(d / "x.jpg").parent for d in image_dirs):
-        if path_kind(d) != "dir":
-            continue
-        for dirpath, _, files in os.walk(d):
-            for fn in files:
-                lp = Path(dirpath) / fn
-                if fn.endswith(".cache"):
-                    report.note("skipped_files", f"{lp}: Ultralytics cache file (ignored)")
-                elif fn.endswith(".txt") and fn != "classes.txt" and lp not in labels:
-                    if is_image_list(lp):
-                        report.note(
-                            "skipped_files", f"{lp}: a list of image paths, not labels (ignored)"
-                        )
-                    else:
-                        problems.append(f"{lp}: label file has no image")
+    return names, image_files, image_dirs, split
 
 
 def _add_image(
     builder: AnnotationsBuilder,
-    img: Path,
+    img: str,
+    label: str,
     names: list[str],
     image_id: int | None,
     strict: bool,
-    report: LoadReport,
-    problems: list[str],
+    scan: _Scan,
 ) -> None:
     """Read one image's size and label file into ``builder`` (or record a problem)."""
+    report, problems = scan.report, scan.problems
     try:
         h, w = read_image_hw(img)
     except ImageReadError as e:
         problems.append(str(e))
         return
-    label = image_to_label_path(img)
     label_kind = path_kind(label)
     if label_kind == "file":
-        xyxy, labels = parse_label_file(label, (w, h), len(names), strict, report, problems)
+        xyxy, labels = parse_label_file(Path(label), (w, h), len(names), strict, report, problems)
     elif label_kind != "missing":
         problems.append(f"{label}: {NOT_REGULAR}")
         return
@@ -320,6 +346,7 @@ class YoloFormat:
         *,
         class_names: Sequence[str] | None = None,
         strict: bool = False,
+        cache: bool = True,
         **kwargs: Any,
     ) -> Annotations:
         """Load one split with :func:`read_yolo` (a folder's data.yaml is used when present)."""
@@ -332,7 +359,7 @@ class YoloFormat:
             split = "train"
         if split is not None and split not in self.splits(path):
             split = next((s for s in split_candidates(split) if s in self.splits(path)), split)
-        return read_yolo(src, split, class_names=class_names, strict=strict)
+        return read_yolo(src, split, class_names=class_names, strict=strict, cache=cache)
 
     def write(
         self,

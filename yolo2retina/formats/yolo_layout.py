@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from yolo2retina.annotations import LoadReport
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats._common import split_candidates
 from yolo2retina.formats._files import path_kind, quote, read_text_file
@@ -40,14 +41,60 @@ def image_to_label_path(image_path: str | os.PathLike[str]) -> Path:
     return Path(*parts, p.stem + ".txt") if parts else Path(p.stem + ".txt")
 
 
-def list_images(folder: Path, problems: list[str]) -> list[Path]:
-    """Image files under ``folder`` (recursively, not into linked folders), sorted.
+def label_path_of(image: str) -> str:
+    """:func:`image_to_label_path` as a string, built without :class:`~pathlib.Path` for an
+    absolute, normalized path.
+
+    >>> label_path_of("/d/images/train/images_0012.jpg")
+    '/d/labels/train/images_0012.txt'
+    """
+    if not os.path.isabs(image):
+        return str(image_to_label_path(image))
+    return label_paths([image])[0]
+
+
+def label_paths(images: list[str]) -> list[str]:
+    """:func:`label_path_of` of many absolute, normalized image paths (each folder is mapped
+    once)."""
+    out = []
+    folders: dict[str, str] = {}
+    for img in images:
+        head, _, name = img.rpartition(os.sep)
+        folder = folders.get(head)
+        if folder is None:
+            folder = folders[head] = _label_folder(head)
+        i = name.rfind(".")
+        out.append(folder + (name[:i] if 0 < i < len(name) - 1 else name) + ".txt")  # Path.stem
+    return out
+
+
+def _label_folder(head: str) -> str:
+    """The label folder (with a trailing separator) of an image folder: the last
+    ``images`` part becomes ``labels``."""
+    folder = head + os.sep
+    k = folder.rfind(_IMAGES)
+    return folder if k < 0 else folder[:k] + _LABELS + folder[k + len(_IMAGES) :]
+
+
+_IMAGES = os.sep + "images" + os.sep
+_LABELS = os.sep + "labels" + os.sep
+
+
+def path_order(path: str) -> str:
+    """Sort key that orders path strings as :class:`~pathlib.Path` objects are ordered (part
+    by part): the separator becomes the lowest character."""
+    return path.replace(os.sep, "\0")
+
+
+def list_images(folder: str | os.PathLike[str], problems: list[str]) -> list[str]:
+    """Image files under ``folder`` (recursively, not into linked folders), as absolute,
+    normalized paths in listing order (sort them with :func:`path_order`).
 
     A name with an image extension that is not a regular file (a FIFO, device, socket,
     folder or broken link) is a problem and is never opened.
     """
     out = []
-    stack = [os.fspath(folder)]
+    stack = [os.path.abspath(folder)]
     while stack:
         d = stack.pop()
         try:
@@ -59,12 +106,64 @@ def list_images(folder: Path, problems: list[str]) -> list[Path]:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 stack.append(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
-                if path_kind(entry.path) == "file":
-                    out.append(Path(entry.path))
+            elif _suffix(entry.name) in IMAGE_EXTENSIONS:
+                if entry.is_file():  # a regular file, after links (the file type is free)
+                    out.append(entry.path)
                 else:
                     problems.append(f"{entry.path}: {NOT_REGULAR}")
-    return sorted(out)
+    return out
+
+
+def _suffix(name: str) -> str:
+    """``os.path.splitext(name)[1].lower()``, faster."""
+    i = name.rfind(".")
+    return name[i:].lower() if i > 0 and name[:i].strip(".") else ""
+
+
+def label_files(
+    images: list[str], labels: list[str], problems: list[str]
+) -> tuple[set[str], set[str]]:
+    """``(label files, images that share a label file)`` of images and their
+    :func:`label_paths`: ``a.jpg`` and ``a.png`` in one folder would share ``a.txt``, which
+    is a problem."""
+    label_of: dict[str, str] = {}
+    shared: set[str] = set()
+    for img, lab in zip(images, labels, strict=True):
+        if lab in label_of:
+            problems.append(
+                f"{img}: same name as {label_of[lab]} apart from the extension; both would "
+                f"use the label file {lab} (rename one)"
+            )
+            shared |= {img, label_of[lab]}
+        else:
+            label_of[lab] = img
+    return set(label_of), shared
+
+
+def unmatched_label_files(
+    image_dirs: list[Path], labels: set[str], report: LoadReport, problems: list[str]
+) -> None:
+    """A label file without an image is a problem; caches and image lists are skipped."""
+    folders = (os.path.dirname(label_path_of(os.path.join(d, "x.jpg"))) for d in image_dirs)
+    for d in dict.fromkeys(folders):
+        if path_kind(d) != "dir":
+            continue
+        for dirpath, _, files in os.walk(d):
+            here = os.path.join(dirpath, "")
+            for fn in files:
+                if fn.endswith(".cache"):
+                    lp = here + fn
+                    report.note("skipped_files", f"{lp}: Ultralytics cache file (ignored)")
+                elif fn.endswith(".txt") and fn != "classes.txt":
+                    lp = here + fn
+                    if lp in labels:
+                        continue
+                    if is_image_list(Path(lp)):
+                        report.note(
+                            "skipped_files", f"{lp}: a list of image paths, not labels (ignored)"
+                        )
+                    else:
+                        problems.append(f"{lp}: label file has no image")
 
 
 def images_from_list(
