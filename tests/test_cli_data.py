@@ -337,3 +337,79 @@ def test_check_and_stats_name_a_single_split_alike(
     assert main(["stats", str(tmp_path / "voc"), "--no-histogram"]) == 0
     stats_out = capsys.readouterr().out
     assert "== train" in stats_out and check_rows[-1] == "train", check_rows
+
+
+def _settled(root: Path) -> None:
+    """Back-date a dataset: files changed in the last 2 s are never cached."""
+    import os
+    import time
+
+    t = time.time() - 60
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (t, t))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "{src}"],
+        ["info", "{src}", "--split", "train"],
+        ["stats", "{src}", "--no-histogram"],
+        ["convert", "{src}", "{out}", "--to", "coco", "--no-progress"],
+        ["split", "{src}", "--out", "{out}"],
+    ],
+)
+def test_no_cache_writes_no_cache_and_the_cache_prints_the_same(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """--no-cache leaves the cache folder empty; without it, a second run is served from the
+    cache (no label file is read) and prints what the first printed, notes included."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", str(cache))
+    src = make_yolo_dataset(
+        tmp_path / "ds", {"a": ["0 0.995 0.5 0.02 0.2", "1 0.3 0.3 0.1 0.1"], "b": [], "c": None}
+    )
+    _settled(tmp_path / "ds")
+
+    def run(*extra: str, out: str = "out") -> str:
+        args = [a.format(src=src, out=tmp_path / out) for a in argv]
+        assert main([*args, *extra]) == 0
+        return capsys.readouterr().out.replace(str(tmp_path / out), "OUT")
+
+    plain = run("--no-cache", out="o1")
+    assert not cache.exists()
+    assert run(out="o2") == plain
+    assert cache.is_dir() and any(cache.iterdir())
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a label file was read: the cache was not used")
+
+    monkeypatch.setattr("yolo2retina.formats.yolo.parse_label_file", fail)
+    assert run(out="o3") == plain
+
+
+def test_no_cache_is_accepted_for_formats_without_a_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """VOC has no load cache: --no-cache is accepted and changes nothing."""
+    from tests.formats._helpers import make_voc
+
+    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", str(tmp_path / "cache"))
+    voc = make_voc(tmp_path / "voc", {"a": [{"name": "x", "box": (1, 1, 9, 9)}]})
+    for cmd in (["check", str(voc)], ["info", str(voc)], ["stats", str(voc), "--no-histogram"]):
+        assert main([*cmd, "--no-cache"]) == 0
+    assert "images:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "command", ["check", "convert", "stats", "info", "split", "train", "evaluate"]
+)
+def test_every_data_command_takes_no_cache(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--no-cache is listed in the help of each command that loads a dataset."""
+    assert main([command, "--help"]) == 0
+    assert "--no-cache" in capsys.readouterr().out

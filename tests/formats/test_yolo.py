@@ -37,6 +37,45 @@ def test_image_to_label_path(image: str, label: str) -> None:
     assert image_to_label_path(image).as_posix() == label
 
 
+_PART = st.sampled_from(["images", "labels", "a", "b-c", "b", "images.x", ".", "x.y", "IMAGES"])
+
+
+@given(
+    st.lists(_PART.filter(lambda p: p != "."), min_size=0, max_size=5),
+    st.sampled_from(["a.jpg", "a.b.JPG", ".jpg", "a.", "images.png", "x"]),
+)
+def test_label_path_of_is_image_to_label_path(folders: list[str], name: str) -> None:
+    """The string mapping the reader uses (one per image, no Path) gives the same label path
+    as image_to_label_path, for the absolute, normalized paths the reader builds."""
+    from yolo2retina.formats.yolo_layout import label_path_of, label_paths
+
+    image = os.path.join(os.sep, *folders, name)
+    expected = str(image_to_label_path(image))
+    assert label_path_of(image) == expected
+    assert label_paths([image, image]) == [expected, expected]
+    assert label_path_of("rel/images/a.jpg") == str(image_to_label_path("rel/images/a.jpg"))
+
+
+@given(st.lists(st.lists(_PART, min_size=1, max_size=3), min_size=1, max_size=8))
+def test_path_order_is_the_order_of_paths(parts: list[list[str]]) -> None:
+    """Image paths are sorted as strings in the order Path objects sort in (part by part),
+    so the image order (and the indices) of 0.1 are kept: ``b/c`` before ``b-c``."""
+    from yolo2retina.formats.yolo_layout import path_order
+
+    paths = [os.path.normpath(os.path.join(os.sep, *p, "i.jpg")) for p in parts]
+    assert sorted(paths, key=path_order) == [str(p) for p in sorted(map(Path, paths))]
+
+
+def test_images_in_nested_folders_keep_their_order(tmp_path: Path) -> None:
+    """Images under ``b/`` come before ``b-c/`` (Path order), as they did before."""
+    for sub in ("b-c", "b", "a"):
+        write_image(tmp_path / "images" / "train" / sub / "x.jpg")
+        write_labels(tmp_path / "labels" / "train" / sub / "x.txt", ["0 0.5 0.5 0.2 0.2"])
+    (tmp_path / "classes.txt").write_text("a\n")
+    ann = read_yolo(tmp_path, "train", cache=False)
+    assert [Path(p).parent.name for p in ann.paths] == ["a", "b", "b-c"]
+
+
 # --------------------------------------------------------------------------- data.yaml
 
 
