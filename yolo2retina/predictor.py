@@ -66,10 +66,38 @@ class Predictor:
     ) -> Predictor:
         """Load a training checkpoint (``best.pt``/``last.pt``) into a ready predictor.
 
+        A path ending in ``.onnx`` is an exported model: :meth:`from_onnx` loads it.
+
         Raises:
             ConfigError: the file is missing or is not a yolo2retina checkpoint.
         """
+        if os.fspath(path).lower().endswith(".onnx"):
+            return cls.from_onnx(path, device=device)
         return cls.from_loaded(load_model(path, device=device), source=str(path))
+
+    @classmethod
+    def from_onnx(
+        cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+    ) -> Predictor:
+        """An exported model (:func:`~yolo2retina.onnx_export.export_onnx`) run by ONNX Runtime.
+
+        The model is an :class:`~yolo2retina.onnx_runtime.OnnxDetector`: it takes the
+        same inputs and gives the same outputs as the PyTorch model, so :meth:`predict`,
+        tiles included, works the same.
+
+        Args:
+            path: the ``.onnx`` file; its sidecar ``.onnx.json`` lies beside it.
+            device: ``"cpu"``; ``"cuda"`` for ONNX Runtime's CUDA provider (the CPU
+                provider stays the fallback); ``"auto"``: CUDA when ONNX Runtime has it.
+
+        Raises:
+            ConfigError: the model or its sidecar is missing or unreadable, onnxruntime
+                is not installed, or the device is not available to it.
+        """
+        from yolo2retina.onnx_runtime import OnnxDetector, providers_for
+
+        detector = OnnxDetector(path, providers=providers_for(str(device)))
+        return cls(detector, detector.class_names, dict(detector.meta), str(path))
 
     def predict(
         self,

@@ -8,7 +8,7 @@ import sys
 from yolo2retina.cli import add_output_flags, fraction, positive_int
 
 NAME = "predict"
-HELP = "Detect and count objects in images with a trained checkpoint; write drawings and exports."
+HELP = "Detect and count objects in images with a trained checkpoint or an exported ONNX model; write drawings and exports."
 
 
 def _tile(value: str) -> int | str:
@@ -27,7 +27,12 @@ def _tile(value: str) -> int | str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Add this command's options."""
-    p.add_argument("--weights", required=True, help="checkpoint file (best.pt / last.pt)")
+    p.add_argument(
+        "--weights",
+        required=True,
+        help="checkpoint file (best.pt / last.pt), or a model.onnx from 'yolo2retina export' "
+        "(runs through onnxruntime)",
+    )
     p.add_argument(
         "--source",
         required=True,
@@ -55,7 +60,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch-size", type=positive_int, default=4, help="images or tiles per model call"
     )
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device, e.g. cpu or cuda (default cpu); for an .onnx model: cpu, cuda or auto",
+    )
     p.add_argument(
         "--save-txt",
         action="store_true",
