@@ -16,18 +16,23 @@ Class order: the ``class_names`` argument; else ``classes.txt`` at the dataset r
 name per line; the writer creates it); else every object name found in the whole dataset
 (all splits, so labels agree between splits), sorted by Unicode code point.
 
-XML parsing is in :mod:`~yolo2retina.formats.voc_xml` (with :mod:`defusedxml`: entity
-bombs and external entities are refused; every value is read strictly) and the writer in
-:mod:`~yolo2retina.formats.voc_writer` (re-exported here).
+XML parsing is in :mod:`~yolo2retina.formats.voc_xml` (C expat and ElementTree; a DOCTYPE,
+and with it every entity declaration, entity bomb and external entity, is refused; every
+value is read strictly), file finding in :mod:`~yolo2retina.formats.voc_layout` and the
+writer in :mod:`~yolo2retina.formats.voc_writer` (re-exported here).
 
-Paths: the root is resolved once, so every way of naming it gives the same result. An
-absolute ``<filename>`` or a ``..`` (in ``<filename>`` or a split list) that leaves the
-root is refused unless ``allow_outside_root=True``; only regular files are ever opened
-(a FIFO or ``/dev/stdin`` is refused after a ``stat``).
+Paths: the root is resolved once, so every way of naming it gives the same result. Images
+are looked for in ``JPEGImages/`` (or beside the ``.xml`` files), or in ``images_root`` when
+it is given (annotations kept apart from their images; ``<filename>`` is relative to it).
+An absolute ``<filename>`` or a ``..`` (in ``<filename>`` or a split list) that leaves the
+root (``images_root`` for ``<filename>``, when given) is refused unless
+``allow_outside_root=True``; only regular files are ever opened (a FIFO or ``/dev/stdin``
+is refused after a ``stat``).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,21 +42,16 @@ import attrs
 import numpy as np
 from tqdm.auto import tqdm
 
-from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
+from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
 from yolo2retina.formats._common import check_pixel_boxes
-from yolo2retina.formats._files import (
-    IMAGE_SUFFIXES,
-    not_regular,
-    path_kind,
-    quote,
-)
+from yolo2retina.formats._files import not_regular, path_kind, quote
 from yolo2retina.formats.base import ImageMode, WriteReport
 from yolo2retina.formats.voc_layout import (
+    ImageFinder,
+    SplitFiles,
     flat_files,
-    inside,
     layout,
-    outside,
     read_class_file,
     voc_files,
     voc_splits,
@@ -61,69 +61,6 @@ from yolo2retina.formats.voc_xml import VocRecord, parse_xml
 from yolo2retina.image import read_image_hw
 
 __all__ = ["ADAPTER", "VocFormat", "read_voc", "write_voc"]
-
-
-def _find_image(
-    rec: VocRecord,
-    image_dirs: Sequence[Path],
-    root: Path,
-    allow_outside_root: bool,
-    problems: list[str],
-) -> Path | None:
-    """The image of ``rec``: ``<filename>``, else ``{xml stem}.{ext}``; ``None`` after a problem.
-
-    Only regular files are taken; a name that leaves ``root`` is refused before anything
-    is looked at, unless ``allow_outside_root``. The stem is tried with every image suffix
-    (:data:`~yolo2retina.formats._files.IMAGE_SUFFIXES`, in that order).
-    """
-    cands: list[Path] = []
-    if rec.filename:
-        named = [os.path.normpath(os.path.join(d, rec.filename)) for d in image_dirs]
-        if not allow_outside_root and not all(inside(c, root) for c in named):
-            problems.append(f"{rec.xml}: " + outside("<filename>", rec.filename, root))
-            return None
-        cands += [Path(c) for c in named]
-    for c in cands:
-        why = not_regular(c)
-        if why is None:
-            return c
-        if why != "not found":
-            problems.append(f"{rec.xml}: image {c} {why}")
-            return None
-    return _image_by_stem(rec, image_dirs, problems)
-
-
-def _image_by_stem(rec: VocRecord, image_dirs: Sequence[Path], problems: list[str]) -> Path | None:
-    """The one image named ``{xml stem}{suffix}`` in ``image_dirs``; several are a problem."""
-    found: dict[tuple[int, int] | Path, Path] = {}
-    stem_cands = [d / (rec.xml.stem + ext) for d in image_dirs for ext in IMAGE_SUFFIXES]
-    for c in stem_cands:  # one file seen under two names (a.jpg, a.JPG on macOS) counts once
-        kind = path_kind(c)
-        if kind == "file":
-            st = os.stat(c)
-            found.setdefault((st.st_dev, st.st_ino), c)
-        elif kind != "missing":  # a folder, FIFO or broken link: reported below
-            found[c] = c
-    if len(found) > 1:
-        problems.append(
-            f"{rec.xml}: "
-            + (
-                "no <filename>"
-                if rec.filename is None
-                else f"image {quote(rec.filename)} not found"
-            )
-            + ", and several images have its stem: "
-            + ", ".join(str(c) for c in found.values())
-            + "; name one in <filename> or rename the others"
-        )
-        return None
-    for c in found.values():
-        why = not_regular(c)
-        if why is not None:
-            problems.append(f"{rec.xml}: image {c} {why}")
-            return None
-        return c
-    return None
 
 
 class VocFormat:
@@ -180,6 +117,7 @@ def read_voc(
     *,
     class_names: Sequence[str] | None = None,
     strict: bool = False,
+    images_root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
     progress: bool = False,
 ) -> Annotations:
@@ -192,8 +130,12 @@ def read_voc(
             also finds ``valid``); ``None`` for every ``.xml`` file.
         class_names: fix the class order (label = index); unknown object names are errors.
         strict: turn clips and drops into errors.
+        images_root: the folder ``<filename>`` is relative to, for annotations kept apart
+            from their images (default: ``JPEGImages/``, or the ``.xml`` files' folder).
+            Images are then looked for there only; in a flat layout, images beside the
+            ``.xml`` files are not read (each is counted in ``report.skipped_files``).
         allow_outside_root: accept an absolute ``<filename>``, and a ``<filename>`` or an
-            ``ImageSets`` id whose ``..`` leaves the dataset root.
+            ``ImageSets`` id whose ``..`` leaves the dataset root (or ``images_root``).
         progress: show a progress bar.
 
     The ``<size>`` of each file must match the image (after EXIF orientation).
@@ -210,62 +152,106 @@ def read_voc(
     # One absolute, link-free root: a relative path, `.`, an absolute path and a path
     # through a symlinked folder all give the same image paths and messages.
     root = Path(os.path.realpath(path))
+    img_root = None
+    if images_root is not None:
+        if path_kind(images_root) != "dir":
+            raise DatasetError(f"{images_root}: images_root is not a folder")
+        img_root = os.path.realpath(images_root)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # many small objects, none cyclic: the collector would only rescan them
+    try:
+        return _read(root, split, class_names, strict, img_root, allow_outside_root, progress)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _read(
+    root: Path,
+    split: str | None,
+    class_names: Sequence[str] | None,
+    strict: bool,
+    images_root: str | None,
+    allow_outside_root: bool,
+    progress: bool,
+) -> Annotations:
+    """:func:`read_voc` once its arguments are checked (``images_root`` resolved)."""
     problems: list[str] = []
     report = LoadReport(source=str(root) + (f" [{split}]" if split else ""))
+    files: SplitFiles
     if layout(root) == "voc":
         files = voc_files(root, split, allow_outside_root, problems)
+        if images_root is not None:
+            files = attrs.evolve(files, image_dirs=[images_root])
     else:
-        files = flat_files(root, split, problems)
-    records: dict[Path, VocRecord | None] = {}
+        files = flat_files(root, split, images_root, problems)
+    records = _parse_all(files, class_names is None, progress, problems)
+    names = list(class_names) if class_names is not None else read_class_file(*files.class_dirs)
+    if names is None:
+        names = sorted({n for r in records.values() if r is not None for n in r.names})
+    finder = ImageFinder(files.image_dirs, images_root or str(root), allow_outside_root)
+    cols = _Columns(names)
+    for x in files.xmls:
+        rec = records[x]
+        if rec is not None:
+            cols.add_record(rec, finder, problems)
+    for img in files.orphans:
+        cols.add_background(img, report, problems)
+    for img in files.skipped:
+        report.note("skipped_files", f"{img}: not read (images are read from {images_root})")
+    ann = cols.build(strict, report, problems)
+    if problems:
+        raise DatasetError(f"cannot load VOC dataset {root}", problems)
+    return ann
+
+
+def _parse_all(
+    files: SplitFiles, all_splits: bool, progress: bool, problems: list[str]
+) -> dict[str, VocRecord | None]:
+    """Every record of the split (of the dataset with ``all_splits``, for class names:
+    problems are then only reported for the split's own files)."""
+    records: dict[str, VocRecord | None] = {}
     wanted = set(files.xmls)
-    scan = files.all_xml if class_names is None else files.xmls
+    scan = files.all_xml if all_splits else files.xmls
     for x in tqdm(scan, desc="VOC xml", disable=not progress):
         records[x] = parse_xml(x, problems if x in wanted else [])
     for x in files.xmls:  # xmls named by a split list but outside the scanned folder
         if x not in records:
             records[x] = parse_xml(x, problems)
-    names = list(class_names) if class_names is not None else read_class_file(*files.class_dirs)
-    if names is None:
-        names = sorted({o.name for r in records.values() if r is not None for o in r.objects})
-    builder = AnnotationsBuilder()
-    reader = _RecordReader(root, files.image_dirs, allow_outside_root, names, strict, report)
-    for x in files.xmls:
-        rec = records[x]
-        if rec is not None:
-            reader.add(builder, rec, problems)
-    for img in files.orphans:
-        _add_background(builder, img, report, problems)
-    if problems:
-        raise DatasetError(f"cannot load VOC dataset {root}", problems)
-    return builder.build(names, report)
+    return records
 
 
 @attrs.define
-class _RecordReader:
-    """Adds the records of one split to a builder: finds each image, checks its size and
-    boxes. Remembers which xml described each image (one image, one annotation file)."""
+class _Columns:
+    """The split's images and boxes as flat lists, packed into :class:`Annotations` once
+    (boxes are checked in one vectorised pass). Remembers which xml described each image
+    (one image, one annotation file)."""
 
-    root: Path
-    image_dirs: list[Path]
-    allow_outside_root: bool
     names: list[str]
-    strict: bool
-    report: LoadReport
-    described: dict[Path, Path] = attrs.field(factory=dict)
     index: dict[str, int] = attrs.field(init=False)
+    paths: list[str] = attrs.field(factory=list)
+    hws: list[tuple[int, int]] = attrs.field(factory=list)
+    boxes: list[tuple[float, float, float, float]] = attrs.field(factory=list)
+    labels: list[int] = attrs.field(factory=list)
+    flags: list[int] = attrs.field(factory=list)
+    owner: list[int] = attrs.field(factory=list)  # per box: its image
+    box_records: list[VocRecord] = attrs.field(factory=list)  # per box: its file
+    source: list[int] = attrs.field(factory=list)  # per box: its object in that file
+    described: dict[str, str] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.index = {n: i for i, n in enumerate(self.names)}
 
-    def add(self, builder: AnnotationsBuilder, rec: VocRecord, problems: list[str]) -> None:
+    def add_record(self, rec: VocRecord, finder: ImageFinder, problems: list[str]) -> None:
+        """One annotation file: find its image, check its size, queue its boxes."""
         x = rec.xml
         n_problems = len(problems)
-        img = _find_image(rec, self.image_dirs, self.root, self.allow_outside_root, problems)
+        img = finder.find(rec, problems)
         if img is None:
             if len(problems) == n_problems:
                 problems.append(
-                    f"{x}: image {quote(rec.filename or x.stem)} not found in "
-                    + ", ".join(str(d) for d in self.image_dirs)
+                    f"{x}: image {quote(rec.filename or _stem(x))} not found in "
+                    + ", ".join(finder.dirs)
                 )
             return
         if img in self.described:
@@ -282,62 +268,87 @@ class _RecordReader:
             return
         if rec.size_wh is not None and rec.size_wh != (w, h):
             problems.append(
-                f"{x}: <size> says {rec.size_wh[0]}x{rec.size_wh[1]} but image {img.name} is "
-                f"{w}x{h} (width x height, after EXIF orientation)"
+                f"{x}: <size> says {rec.size_wh[0]}x{rec.size_wh[1]} but image "
+                f"{os.path.basename(img)} is {w}x{h} (width x height, after EXIF orientation)"
             )
             return
-        self._add_boxes(builder, rec, img, (h, w), problems)
+        k = len(self.paths)
+        self.paths.append(img)
+        self.hws.append((h, w))
+        labels = [self.index.get(n) for n in rec.names]
+        keep: Sequence[int] = range(len(labels))
+        if None in labels:
+            for i, (n, lab) in enumerate(zip(rec.names, labels, strict=True)):
+                if lab is None:
+                    problems.append(
+                        f"{rec.where(i)}: class '{n}' is not in class_names {self.names}"
+                    )
+            keep = [i for i, lab in enumerate(labels) if lab is not None]
+        self.boxes += [rec.boxes[i] for i in keep]
+        self.labels += [lab for lab in labels if lab is not None]
+        self.flags += [rec.flags[i] for i in keep]
+        self.owner += [k] * len(keep)
+        self.box_records += [rec] * len(keep)
+        self.source += keep
 
-    def _add_boxes(
-        self,
-        builder: AnnotationsBuilder,
-        rec: VocRecord,
-        img: Path,
-        hw: tuple[int, int],
-        problems: list[str],
-    ) -> None:
-        index = self.index
-        objs = []
-        for o in rec.objects:
-            if o.name not in index:
-                problems.append(f"{o.where}: class '{o.name}' is not in class_names {self.names}")
-            else:
-                objs.append(o)
-        if not objs:
-            builder.add(img, hw, np.zeros((0, 4)), np.zeros(0, np.int64))
+    def add_background(self, img: str, report: LoadReport, problems: list[str]) -> None:
+        """An image without an ``.xml`` (flat layout): kept as background, counted."""
+        why = not_regular(img)
+        if why is not None:
+            problems.append(f"{img}: {why}")
             return
-        voc = np.array([o.box for o in objs], dtype=np.float64)
-        labels = np.array([index[o.name] for o in objs], dtype=np.int64)
-        flags = np.array([o.flags for o in objs], dtype=np.uint8)
-        xyxy = voc.copy()
+        try:
+            h, w = read_image_hw(img)
+        except ImageReadError as e:
+            problems.append(str(e))
+            return
+        report.note("missing_label_files", f"{img}: no .xml beside it (kept as background)")
+        self.paths.append(img)
+        self.hws.append((h, w))
+
+    def _where(self, j: int) -> str:
+        """The location of box ``j`` for messages: ``a.xml: object 3 ('dog')``."""
+        return self.box_records[j].where(self.source[j])
+
+    def build(self, strict: bool, report: LoadReport, problems: list[str]) -> Annotations:
+        """Check every box at once (the VOC pixel rule applied), then pack the arrays."""
+        n = len(self.paths)
+        hw = np.array(self.hws, dtype=np.int64).reshape(n, 2)
+        owner = np.array(self.owner, dtype=np.int64)
+        xyxy = np.array(self.boxes, dtype=np.float64).reshape(-1, 4)
         xyxy[:, :2] -= 1.0  # the VOC rule, as Target.from_voc applies it
         keep = check_pixel_boxes(
             xyxy,
-            (hw[1], hw[0]),
-            [o.where for o in objs].__getitem__,
-            strict=self.strict,
-            report=self.report,
+            hw[owner][:, ::-1],
+            self._where,
+            strict=strict,
+            report=report,
             problems=problems,
             file_offset=(1.0, 1.0, 0.0, 0.0),  # messages show the file's own values
         )
-        builder.add(img, hw, xyxy[keep], labels[keep], flags[keep])
+        counts = np.bincount(owner[keep], minlength=n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        report.images = n
+        report.boxes = int(offsets[-1])
+        report.background_images = int((counts == 0).sum())
+        with np.errstate(over="ignore", invalid="ignore"):  # refused boxes may not fit
+            boxes = xyxy[keep].astype(np.float32)
+        return Annotations(
+            paths=np.asarray(self.paths, dtype=np.str_).reshape(n),
+            image_hw_array=hw,
+            offsets=offsets,
+            boxes=boxes,
+            labels=np.array(self.labels, dtype=np.int64)[keep],
+            flags=np.array(self.flags, dtype=np.uint8)[keep],
+            class_names=tuple(self.names),
+            image_ids=np.arange(n, dtype=np.int64),
+            report=report,
+        )
 
 
-def _add_background(
-    builder: AnnotationsBuilder, img: Path, report: LoadReport, problems: list[str]
-) -> None:
-    """An image without an ``.xml`` (flat layout): kept as background, counted."""
-    why = not_regular(img)
-    if why is not None:
-        problems.append(f"{img}: {why}")
-        return
-    try:
-        h, w = read_image_hw(img)
-    except ImageReadError as e:
-        problems.append(str(e))
-        return
-    report.note("missing_label_files", f"{img}: no .xml beside it (kept as background)")
-    builder.add(img, (h, w), np.zeros((0, 4)), np.zeros(0, np.int64))
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
 
 
 #: The adapter registered as ``"voc"``.
