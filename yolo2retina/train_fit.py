@@ -291,7 +291,7 @@ def _draw_curves(
         plot_curves(history, path)
     except ImportError as e:
         if not noted:
-            say(f"note: {e}")
+            say(f"note: {path.name} not drawn: {e}")
         return True
     return noted
 
