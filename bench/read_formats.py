@@ -12,6 +12,12 @@ tracing, then one under :mod:`tracemalloc` (Python objects and NumPy buffers) fo
 peak during the read and what stays allocated while the result is alive ("kept").
 Box counts must agree between libraries.
 
+The load cache (``yolo2retina.formats.cache``) is timed apart: the first read of a
+``--cache-images`` YOLO set and of the big COCO file (which writes the cache) against a
+cached re-read, medians of 5, each first read in an empty cache folder, in one process
+with a warm file-system cache. The generated files are back-dated by a minute (files
+changed in the last 2 s are never cached).
+
 yolo2retina reads the big COCO file with ``verify_images=False`` (the generated file has
 no image files, and pycocotools never opens images either); on the small data it reads
 every image header, as by default. The ``yolo2retina`` row parses with orjson when it is
@@ -21,6 +27,7 @@ Usage::
 
     python bench/read_formats.py                 # full run (about 1-2 min, ~3 GB RAM)
     python bench/read_formats.py --coco-boxes 100000 --coco-images 10000   # quick
+    python bench/read_formats.py --only-cache    # the load cache timings only
 """
 
 from __future__ import annotations
@@ -75,14 +82,12 @@ def make_big_coco(path: Path, n_images: int, n_boxes: int, seed: int = 0) -> Non
     path.write_text(json.dumps(data))
 
 
-def make_small(root: Path, n_images: int, seed: int = 0) -> dict[str, Path]:
-    """A YOLO dataset of tiny JPEGs, converted to VOC and COCO with yolo2retina's writers."""
+def make_yolo(yolo: Path, n_images: int, seed: int = 0) -> Path:
+    """A YOLO dataset (``data.yaml``, ``images/train``, ``labels/train``) of tiny JPEGs with
+    10 boxes each."""
     from PIL import Image
 
-    from yolo2retina.formats import load_annotations, write_annotations
-
     rng = np.random.default_rng(seed)
-    yolo = root / "yolo"
     (yolo / "images" / "train").mkdir(parents=True)
     (yolo / "labels" / "train").mkdir(parents=True)
     img = Image.new("RGB", (320, 240), (90, 120, 150))
@@ -96,7 +101,15 @@ def make_small(root: Path, n_images: int, seed: int = 0) -> dict[str, Path]:
         ]
         (yolo / "labels" / "train" / f"im{i:05d}.txt").write_text("\n".join(rows) + "\n")
     (yolo / "data.yaml").write_text("train: images/train\nnames: [a, b, c]\n")
-    ann = load_annotations(yolo / "data.yaml", split="train")
+    return yolo
+
+
+def make_small(root: Path, n_images: int, seed: int = 0) -> dict[str, Path]:
+    """A YOLO dataset of tiny JPEGs, converted to VOC and COCO with yolo2retina's writers."""
+    from yolo2retina.formats import load_annotations, write_annotations
+
+    yolo = make_yolo(root / "yolo", n_images, seed)
+    ann = load_annotations(yolo / "data.yaml", split="train", cache=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         # copies: supervision refuses images that resolve outside their folder (symlinks)
@@ -119,14 +132,15 @@ def _read(lib: str, fmt: str, path: str) -> tuple[Any, int]:
         from yolo2retina.formats.voc import read_voc
         from yolo2retina.formats.yolo import read_yolo
 
+        # first reads: the load cache is timed apart (cache_worker)
         if fmt == "coco-big":
-            a = read_coco(p, verify_images=False)
+            a = read_coco(p, verify_images=False, cache=False)
         elif fmt == "coco":
-            a = read_coco(p)
+            a = read_coco(p, cache=False)
         elif fmt == "voc":
             a = read_voc(p, "train")
         else:
-            a = read_yolo(p / "data.yaml", "train")
+            a = read_yolo(p / "data.yaml", "train", cache=False)
         return a, a.num_boxes
     if lib == "pycocotools":
         import contextlib
@@ -164,6 +178,85 @@ def _read(lib: str, fmt: str, path: str) -> tuple[Any, int]:
     raise ValueError(lib)
 
 
+def settle(root: Path, age: float = 60.0) -> None:
+    """Back-date generated files: the load cache never stores files changed in the last 2 s."""
+    import os
+
+    t = time.time() - age
+    for p in [root, *root.rglob("*")] if root.is_dir() else [root]:
+        os.utime(p, (t, t))
+
+
+def cache_worker(fmt: str, path: str, runs: int = 5) -> None:
+    """Time ``runs`` first reads (each into an empty cache folder, which it fills) and
+    ``runs`` cached re-reads; print one JSON line with the medians."""
+    import os
+    import shutil
+    import statistics
+
+    folder = Path(tempfile.mkdtemp(prefix="y2r-cache-"))
+    os.environ["YOLO2RETINA_CACHE_DIR"] = str(folder)
+    from yolo2retina.formats.coco import read_coco
+    from yolo2retina.formats.yolo import read_yolo
+
+    def read() -> Any:
+        if fmt == "coco-big":
+            return read_coco(path, verify_images=False)
+        return read_yolo(Path(path) / "data.yaml", "train")
+
+    first, cached = [], []
+    try:
+        for _ in range(runs):
+            shutil.rmtree(folder, ignore_errors=True)
+            t = time.perf_counter()
+            ann = read()
+            first.append(time.perf_counter() - t)
+            del ann
+        for _ in range(runs):
+            t = time.perf_counter()
+            ann = read()
+            cached.append(time.perf_counter() - t)
+        entries = list(folder.glob("*.npz"))
+        size = sum(e.stat().st_size for e in entries) / 2**20
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    line = {
+        "first": statistics.median(first),
+        "cached": statistics.median(cached),
+        "boxes": ann.num_boxes,
+        "entries": len(entries),
+        "cache_mb": size,
+    }
+    print(json.dumps(line))
+
+
+def measure_cache(groups: list[tuple[str, str, Path]]) -> list[tuple[str, dict[str, Any]]]:
+    """The load cache timings of each ``(label, fmt, path)``, each in a fresh process."""
+    rows = []
+    for label, fmt, path in groups:
+        r = _run("yolo2retina", fmt, path, "cache")
+        print(f"  cache {label:<22} {r}", file=sys.stderr)
+        rows.append((label, r))
+    return rows
+
+
+def print_cache_table(rows: list[tuple[str, dict[str, Any]]]) -> None:
+    print(
+        "\n| data | first read s (writes the cache) | cached read s | first / cached | cache MiB |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for label, r in rows:
+        if "error" in r:
+            print(f"| {label} | error: {r['error']} | | | |")
+        elif r["entries"] != 1:
+            print(f"| {label} | no cache entry was written ({r['entries']}) | | | |")
+        else:
+            print(
+                f"| {label} | {r['first']:.3f} | {r['cached']:.4f} | "
+                f"{r['first'] / r['cached']:.0f}x | {r['cache_mb']:.1f} |"
+            )
+
+
 def _status_mb(key: str) -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -183,6 +276,9 @@ def worker(lib: str, fmt: str, path: str, mode: str) -> None:
     import tracemalloc
 
     warnings.simplefilter("ignore")
+    if mode == "cache":
+        cache_worker(fmt, path)
+        return
     if lib == "yolo2retina-json":
         sys.modules["orjson"] = None  # type: ignore[assignment]  # force the stdlib parser
     # import the library first so its import cost is not counted
@@ -264,6 +360,10 @@ def main() -> None:
         "--repeat", type=int, default=2, help="timed runs per library, interleaved (best kept)"
     )
     ap.add_argument(
+        "--cache-images", type=int, default=5000, help="images of the YOLO set for the cache"
+    )
+    ap.add_argument("--only-cache", action="store_true", help="only the load cache timings")
+    ap.add_argument(
         "--worker", nargs=4, metavar=("LIB", "FMT", "PATH", "MODE"), help=argparse.SUPPRESS
     )
     args = ap.parse_args()
@@ -276,12 +376,24 @@ def main() -> None:
         t = time.perf_counter()
         big = root / "big.json"
         make_big_coco(big, args.coco_images, args.coco_boxes)
-        small = make_small(root / "small", args.small_images)
+        cache_yolo = make_yolo(root / "cache-yolo", args.cache_images)
+        settle(big)
+        settle(cache_yolo)
+        small = {} if args.only_cache else make_small(root / "small", args.small_images)
         print(
             f"generated data in {time.perf_counter() - t:.1f} s "
             f"(big COCO JSON {big.stat().st_size / 2**20:.0f} MiB)",
             file=sys.stderr,
         )
+        cache_rows = measure_cache(
+            [
+                (f"YOLO {args.cache_images} img", "yolo", cache_yolo),
+                (f"COCO {args.coco_boxes // 1000}k box", "coco-big", big),
+            ]
+        )
+        if args.only_cache:
+            print_cache_table(cache_rows)
+            return
         groups: list[tuple[str, tuple[str, ...], Path]] = [
             ("coco-big", ("yolo2retina", "yolo2retina-json", "pycocotools"), big),
             ("yolo", ("yolo2retina", "supervision", "globox"), small["yolo"]),
@@ -321,6 +433,7 @@ def main() -> None:
             counts.setdefault(fmt, set()).add(r["boxes"])
     bad = {f: c for f, c in counts.items() if len(c) > 1}
     print("box counts agree" if not bad else f"BOX COUNTS DISAGREE: {bad}")
+    print_cache_table(cache_rows)
 
 
 if __name__ == "__main__":

@@ -435,9 +435,29 @@ def test_the_cache_folder_follows_the_environment(
     monkeypatch.delenv("YOLO2RETINA_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert cache_mod.cache_dir() == tmp_path / "x" / "yolo2retina"
-    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative")  # ignored, as the XDG spec asks
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert cache_mod.cache_dir() == tmp_path / "home" / ".cache" / "yolo2retina"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", "rel")
+    assert cache_mod.cache_dir() == tmp_path / "rel"
+
+
+def test_no_home_folder_means_no_cache_never_a_relative_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a home folder, ~ stays '~': nothing is written under the working folder
+    (which may be the dataset); the load says it ran without a cache."""
+    monkeypatch.delenv("YOLO2RETINA_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(os.path, "expanduser", lambda p: p)
+    y = yolo_set(tmp_path)
+    monkeypatch.chdir(tmp_path / "ds")
+    before = snapshot(tmp_path / "ds")
+    ann = read_yolo("data.yaml", "train")
+    assert sum(d.startswith("load cache: cannot write") for d in ann.report.details) == 1
+    assert snapshot(tmp_path / "ds") == before
+    assert ann.report.details[:-1] == read_yolo(y, "train", cache=False).report.details
 
 
 def test_an_unwritable_cache_folder_loads_without_a_cache_and_says_so(

@@ -86,14 +86,17 @@ _ARRAYS: dict[str, tuple[str, int]] = {
 }
 
 
-def cache_dir() -> Path:
-    """The cache folder: ``$YOLO2RETINA_CACHE_DIR``, ``$XDG_CACHE_HOME/yolo2retina`` or
-    ``~/.cache/yolo2retina`` (the first one set)."""
+def cache_dir() -> Path | None:
+    """The cache folder: ``$YOLO2RETINA_CACHE_DIR`` (made absolute),
+    ``$XDG_CACHE_HOME/yolo2retina`` (when absolute, as the XDG spec asks) or
+    ``~/.cache/yolo2retina``; ``None`` when none of them names a folder (no home folder)."""
     if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "yolo2retina"
-    return Path.home() / ".cache" / "yolo2retina"
+        return Path(os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV])))
+    xdg = os.path.expanduser(os.environ.get("XDG_CACHE_HOME", ""))
+    if os.path.isabs(xdg):
+        return Path(xdg) / "yolo2retina"
+    home = os.path.expanduser("~")  # "~" itself when there is no home folder
+    return Path(home) / ".cache" / "yolo2retina" if os.path.isabs(home) else None
 
 
 def accepts_cache(adapter: Any) -> bool:
@@ -154,7 +157,7 @@ Check = Callable[[Mapping[str, Any], "npt.NDArray[np.str_]"], bool]
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=os.fspath)
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 class LoadCache:
@@ -177,7 +180,8 @@ class LoadCache:
         stats: SourceStats,
     ) -> None:
         name = hashlib.sha256(_canonical([reader, source, split]).encode()).hexdigest()[:24]
-        self.file = cache_dir() / f"{reader}-{name}.npz"
+        folder = cache_dir()
+        self.file = None if folder is None else folder / f"{reader}-{name}.npz"
         header = _canonical(
             {"format": CACHE_FORMAT, "version": __version__, "reader": reader, "options": options}
         )
@@ -195,6 +199,8 @@ class LoadCache:
         found before the cached part); ``None`` when there is no entry, it does not match
         (or ``check(extra, paths)`` says no) or it cannot be read. ``report`` is changed
         only when the cached annotations are returned."""
+        if self.file is None:
+            return None
         try:
             with np.load(self.file, allow_pickle=False) as z:
                 meta = _meta(z["meta"])
@@ -245,13 +251,16 @@ class LoadCache:
         if ann.annotation_ids is not None:
             arrays["annotation_ids"] = ann.annotation_ids
         try:
+            if self.file is None:
+                raise OSError("no home folder to hold ~/.cache")
             with atomic_path(self.file) as tmp:
                 _write_npz(tmp, arrays)
         except Exception as e:  # the cache must never stop a load
             why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             r.details.append(
-                f"load cache: cannot write {self.file} ({why}); loaded without a cache "
-                f"(set {CACHE_ENV} to a writable folder, or pass cache=False / --no-cache)"
+                f"load cache: cannot write {self.file or 'a cache file'} ({why}); loaded "
+                f"without a cache (set {CACHE_ENV} to a writable folder, or pass cache=False "
+                "/ --no-cache)"
             )
 
 
