@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -656,3 +657,133 @@ def test_image_found_by_stem_with_any_image_suffix(
     )
     ann = read_voc(path=tmp_path)
     assert len(ann) == 1 and ann.image_path(0).name == name and ann.num_boxes == 1
+
+
+# -- images_root: annotations kept apart from their images (issue 15) ----------------------
+
+
+def _apart(tmp_path: Path) -> tuple[Path, Path, Annotations]:
+    """``ds/`` (Annotations + ImageSets only) and ``pics/`` (its images); and the same
+    dataset read with its images in place, for comparison."""
+    whole = make_voc(
+        tmp_path / "whole",
+        {
+            "a": [{"name": "cat", "box": (1, 1, 10, 12)}],
+            "b": [{"name": "dog", "box": (2, 3, 40, 30)}],
+        },
+        splits={"train": ["a", "b"]},
+    )
+    want = read_voc(whole, "train")
+    ds = tmp_path / "ds"
+    make_voc(ds, {"a": [{"name": "cat", "box": (1, 1, 10, 12)}], "b": [{"name": "dog", "box": (2, 3, 40, 30)}]},
+             splits={"train": ["a", "b"]})  # fmt: skip
+    (ds / "JPEGImages").rename(tmp_path / "pics")
+    return ds, tmp_path / "pics", want
+
+
+def _same_but_paths(ann: Annotations, want: Annotations, images: Path) -> None:
+    assert [Path(p).parent for p in ann.paths.tolist()] == [images.resolve()] * len(want)
+    assert [Path(p).name for p in ann.paths.tolist()] == [Path(p).name for p in want.paths.tolist()]
+    assert ann.boxes.tolist() == want.boxes.tolist()
+    assert (ann.labels.tolist(), ann.flags.tolist()) == (want.labels.tolist(), want.flags.tolist())
+    assert ann.image_hw_array.tolist() == want.image_hw_array.tolist()
+    assert ann.class_names == want.class_names
+
+
+def test_images_root_reads_images_kept_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """<filename> is relative to images_root, however it is named: relative, absolute,
+    '.', from another working directory, or through a symlinked folder."""
+    ds, pics, want = _apart(tmp_path)
+    with pytest.raises(DatasetError, match=r"a\.xml: image 'a\.jpg' not found in .*JPEGImages"):
+        read_voc(ds, "train")  # without images_root: looked for in JPEGImages/
+    _same_but_paths(read_voc(ds, "train", images_root=pics), want, pics)
+    (tmp_path / "link").symlink_to(pics, target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    for root in ("pics", "./pics/", "link", str(tmp_path / "link")):
+        _same_but_paths(read_voc("ds", "train", images_root=root), want, pics)
+    monkeypatch.chdir(pics)
+    _same_but_paths(read_voc(ds, "train", images_root="."), want, pics)
+    monkeypatch.chdir(ds)
+    _same_but_paths(read_voc(".", "train", images_root="../pics"), want, pics)
+    ann = load_annotations(".", format="voc", split="train", images_root="../pics")
+    _same_but_paths(ann, want, pics)
+
+
+def test_images_root_with_no_filename_finds_the_stem(tmp_path: Path) -> None:
+    """Without <filename>, the xml's stem is looked for in images_root."""
+    ds, pics, want = _apart(tmp_path)
+    for x in (ds / "Annotations").glob("*.xml"):
+        x.write_text(re.sub(r"<filename>.*?</filename>", "", x.read_text()))
+    _same_but_paths(read_voc(ds, "train", images_root=pics), want, pics)
+
+
+@pytest.mark.parametrize("where", ["absolute", "dotdot"])
+def test_filename_outside_images_root_is_refused_unless_allowed(tmp_path: Path, where: str) -> None:
+    """The same rule as COCO's: an absolute <filename>, or one whose .. leaves images_root
+    (even into the dataset folder), is refused unless allow_outside_root=True."""
+    ds, pics, _ = _apart(tmp_path)
+    other = write_image(tmp_path / "other.jpg", (64, 48))
+    name = str(other) if where == "absolute" else "../other.jpg"
+    xml = ds / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace("<filename>a.jpg<", f"<filename>{name}<"))
+    how = "is absolute" if where == "absolute" else "escapes the images root"
+    with pytest.raises(
+        DatasetError,
+        match=rf"a\.xml: <filename> '.*other\.jpg' {how} \({re.escape(str(pics))}\); "
+        "pass allow_outside_root=True",
+    ):
+        read_voc(ds, "train", images_root=pics)
+    ann = read_voc(ds, "train", images_root=pics, allow_outside_root=True)
+    assert ann.image_path(0) == other
+
+
+def test_images_root_that_is_not_a_folder_is_an_error(tmp_path: Path) -> None:
+    """A missing images_root, or a file, is named at once."""
+    ds, pics, _ = _apart(tmp_path)
+    for bad in (tmp_path / "nope", pics / "a.jpg"):
+        with pytest.raises(
+            DatasetError, match=rf"{re.escape(str(bad))}: images_root is not a folder"
+        ):
+            read_voc(ds, "train", images_root=bad)
+
+
+def test_flat_folder_with_images_root_skips_the_images_beside(tmp_path: Path) -> None:
+    """Images beside the .xml files are not read when images_root names another folder;
+    each is counted as skipped (not silently dropped, not kept as background)."""
+    flat = tmp_path / "flat"
+    write_image(flat / "a.jpg", (64, 48))
+    write_image(flat / "stray.png", (64, 48))
+    (flat / "a.xml").write_text(voc_xml("a.jpg", (64, 48), [{"name": "x", "box": (1, 1, 5, 5)}]))
+    write_image(tmp_path / "pics" / "a.jpg", (64, 48))
+    ann = read_voc(flat, images_root=tmp_path / "pics")
+    assert ann.paths.tolist() == [str((tmp_path / "pics" / "a.jpg").resolve())]
+    assert ann.report.skipped_files == 2 and ann.report.missing_label_files == 0
+    assert any("stray.png: not read (images are read from" in d for d in ann.report.details)
+    same = read_voc(flat, images_root=flat)  # the folder itself: as without images_root
+    assert _summary(same) == _summary(read_voc(flat))
+
+
+def test_reading_leaves_the_dataset_folder_unchanged(tmp_path: Path) -> None:
+    """Nothing is written, renamed or touched in the dataset or images folder."""
+    ds, pics, _ = _apart(tmp_path)
+
+    def snapshot() -> list[tuple[str, int, int]]:
+        return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+
+    before = snapshot()
+    read_voc(ds, "train", images_root=pics)
+    read_voc(ds, images_root=pics)
+    assert snapshot() == before
+
+
+def test_doctype_is_refused_with_file_and_line_by_the_reader(tmp_path: Path) -> None:
+    """A DOCTYPE (even one declaring nothing) is refused, naming the file and its line."""
+    write_image(tmp_path / "a.jpg")
+    (tmp_path / "a.xml").write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE annotation>\n<annotation><filename>a.jpg</filename>'
+        "</annotation>"
+    )
+    with pytest.raises(DatasetError, match=r"a\.xml: refused: <!DOCTYPE annotation> on line 2"):
+        read_voc(tmp_path)

@@ -189,7 +189,11 @@ def _read(
     names = list(class_names) if class_names is not None else read_class_file(*files.class_dirs)
     if names is None:
         names = sorted({n for r in records.values() if r is not None for n in r.names})
-    finder = ImageFinder(files.image_dirs, images_root or str(root), allow_outside_root)
+    finder = (
+        ImageFinder(files.image_dirs, str(root), allow_outside_root)
+        if images_root is None
+        else ImageFinder(files.image_dirs, images_root, allow_outside_root, "images root")
+    )
     cols = _Columns(names)
     for x in files.xmls:
         rec = records[x]

@@ -48,8 +48,8 @@ def inside(path: str, root: str | Path) -> bool:
     return path.startswith(str(root).rstrip(os.sep) + os.sep)
 
 
-def outside(what: str, value: str, root: str | Path) -> str:
-    how = "is absolute" if os.path.isabs(value) else "escapes the dataset root"
+def outside(what: str, value: str, root: str | Path, root_name: str = "dataset root") -> str:
+    how = "is absolute" if os.path.isabs(value) else f"escapes the {root_name}"
     return (
         f"{what} {quote(value)} {how} ({root}); pass allow_outside_root=True to accept "
         "files outside it"
@@ -242,6 +242,7 @@ class ImageFinder:
     dirs: list[str]
     root: str
     allow_outside_root: bool
+    root_name: str = "dataset root"
     listed: frozenset[str] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -255,7 +256,9 @@ class ImageFinder:
         if fn:
             named = [os.path.normpath(os.path.join(d, fn)) for d in self.dirs]
             if not self.allow_outside_root and not all(inside(c, self.root) for c in named):
-                problems.append(f"{rec.xml}: " + outside("<filename>", fn, self.root))
+                problems.append(
+                    f"{rec.xml}: " + outside("<filename>", fn, self.root, self.root_name)
+                )
                 return None
             for c in named:
                 why = not_regular(c)
