@@ -413,3 +413,24 @@ def test_every_data_command_takes_no_cache(
     """--no-cache is listed in the help of each command that loads a dataset."""
     assert main([command, "--help"]) == 0
     assert "--no-cache" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # a one-epoch training run (about a minute on a busy machine)
+def test_train_no_cache_trains_without_the_cache_and_keeps_no_option(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``train --no-cache`` loads both splits without the cache; cache= is not kept in the
+    checkpoint's reader options (a resumed run uses the cache again)."""
+    pytest.importorskip("torch")
+    from tests._train_helpers import TINY, make_board
+    from yolo2retina.checkpoint import Checkpoint
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", str(cache))
+    board = make_board(tmp_path_factory)
+    _settled(board.parent)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--data", str(board), *TINY, "--out", "run", "--no-cache"]) == 0
+    assert not cache.exists()
+    meta = Checkpoint.load(tmp_path / "run" / "last.pt").meta
+    assert meta["reader_options"] == {}
