@@ -60,14 +60,7 @@ from yolo2retina.formats.coco_columns import (
     dupes,
     index_of,
 )
-from yolo2retina.formats.coco_images import (
-    ImageTable,
-    ReadOptions,
-    cache_check,
-    cache_store,
-    coco_cache,
-    image_table,
-)
+from yolo2retina.formats.coco_images import ImageTable, ReadOptions, cached_read, image_table
 from yolo2retina.formats.coco_json import CHUNK_BYTES as CHUNK_BYTES
 from yolo2retina.formats.coco_json import load_coco
 from yolo2retina.formats.coco_layout import (
@@ -212,19 +205,9 @@ def read_coco(
                     "instead (skipped)"
                 )
     opt = ReadOptions(class_names, strict, images_root, allow_outside_root, verify_images, progress)
-    lc = coco_cache(file, opt) if cache else None
-    ann = None if lc is None else lc.load(LoadReport(source=str(file)), cache_check(file, opt))
-    if ann is None:
-        # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            ann, table = _read_coco(file, opt)
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-        if lc is not None:
-            cache_store(lc, ann, table, opt)
+    ann = (
+        cached_read(file, opt, lambda: _read_coco(file, opt)) if cache else _read_coco(file, opt)[0]
+    )
     for line in skipped:
         ann.report.note("skipped_files", line)
     return ann
@@ -241,6 +224,17 @@ class _Categories:
 
 
 def _read_coco(file: Path, opt: ReadOptions) -> tuple[Annotations, ImageTable]:
+    # Millions of short-lived dicts: the cyclic GC would rescan them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(file, opt)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _parse(file: Path, opt: ReadOptions) -> tuple[Annotations, ImageTable]:
     data, extras, cols = load_coco(file)
     images, anns, cats = _sections(file, data)
     del data

@@ -8,7 +8,7 @@ are opened (a FIFO or ``/dev/stdin`` is refused after a ``stat``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,18 @@ def cache_check(file: Path, opt: ReadOptions) -> Check:
         return not opt.verify_images or stat_files(paths.tolist()).digest == extra["images"]
 
     return check
+
+
+def cached_read(
+    file: Path, opt: ReadOptions, read: Callable[[], tuple[Annotations, ImageTable]]
+) -> Annotations:
+    """The cached load of ``file`` when it still holds, else ``read()``'s, which is stored."""
+    lc = coco_cache(file, opt)
+    ann = lc.load(LoadReport(source=str(file)), cache_check(file, opt))
+    if ann is None:
+        ann, table = read()
+        cache_store(lc, ann, table, opt)
+    return ann
 
 
 def cache_store(lc: LoadCache, ann: Annotations, table: ImageTable, opt: ReadOptions) -> None:
