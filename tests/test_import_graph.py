@@ -162,7 +162,15 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "distributed",
     ),
     # 3: running a model
-    ("prediction", "predictor", "prediction_writers", "predict_folder", "evaluation"),
+    (
+        "prediction",
+        "predictor",
+        "prediction_writers",
+        "predict_folder",
+        "evaluation",
+        "onnx_export",
+        "onnx_runtime",
+    ),
     # 4: training
     (
         "train",
