@@ -210,12 +210,15 @@ def run(args: argparse.Namespace) -> int:
         recipe = DEMO_CONFIG if demo else SCRATCH_CONFIG
         print(_recipe_line(config, recipe, args.weights_backbone, demo=demo))
     options: dict[str, Any] = {}
-    if args.images_root is not None and args.data is None:
-        print("error: --images-root needs --data (see 'yolo2retina train --help')", file=sys.stderr)
-        return 2
     if args.images_root is not None:
         from yolo2retina.commands import dataset_format, reader_options
 
+        if args.data is None:
+            print(
+                "error: --images-root needs --data (see 'yolo2retina train --help')",
+                file=sys.stderr,
+            )
+            return 2
         options = reader_options(args, dataset_format(args.data, args.format))
     if args.no_cache:  # the datasets load through load_annotations, which takes it for any format
         options["cache"] = False
