@@ -6,9 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
-from tests._prediction_helpers import photo, tiny_checkpoint, tree
+from tests._prediction_helpers import board, photo, tiny_checkpoint, tree
+from yolo2retina import cli
 from yolo2retina.cli import main
 
 
@@ -145,3 +148,83 @@ def test_cli_predict_second_run_needs_a_flag(
     assert main(argv) == 1
     assert main([*argv, "--exist-ok"]) == 0
     assert notes.read_text() == "mine" and (notes.parent / "counts.csv").is_file()
+
+
+# -- an exported ONNX model ------------------------------------------------------------------
+
+
+def _spread_checkpoint(path: Path) -> Path:
+    """A 2-class resnet18-FPN checkpoint (128 px) whose heads give well-spread scores."""
+    import torch
+
+    from yolo2retina.model import build_args, build_retinanet
+
+    torch.manual_seed(0)
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", min_size=128, max_size=128)
+    with torch.no_grad():
+        model.head.classification_head.cls_logits.weight.normal_(0.0, 0.05)
+        model.head.classification_head.cls_logits.bias.fill_(-2.0)
+        model.head.regression_head.bbox_reg.weight.normal_(0.0, 0.02)
+    meta = {"train_image_size": 128, "box_size_px": {"median": 20.0, "p10": 16.0, "p90": 24.0}}
+    ckpt = {"model_args": build_args(model), "class_names": ["varroa", "bee"], "meta": meta}
+    torch.save({"model": model.state_dict(), **ckpt}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def onnx_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with ``best.pt``, ``best.onnx`` (exported by the CLI) and ``photos/``."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
+    root = tmp_path_factory.mktemp("onnx_predict")
+    _spread_checkpoint(root / "best.pt")
+    rng = np.random.default_rng(0)
+    (root / "photos").mkdir()
+    for name, size in (("a.png", 200), ("b.png", 150)):
+        Image.fromarray(board(rng, size, 6)[0]).save(root / "photos" / name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        if "export" not in cli.COMMANDS:  # until the CLI lists it
+            mp.setattr(cli, "COMMANDS", (*cli.COMMANDS, "export"))
+        assert main(["export", "--weights", "best.pt", "--format", "onnx"]) == 0
+    return root
+
+
+def _label_rows(folder: Path) -> dict[str, np.ndarray]:
+    return {
+        p.name: np.loadtxt(p, ndmin=2).reshape(-1, 6) for p in sorted((folder / "labels").iterdir())
+    }
+
+
+def test_cli_predict_with_onnx_model_and_tiles_matches_pytorch(
+    onnx_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--weights best.onnx --tile`` runs through onnxruntime: PyTorch's counts and boxes."""
+    monkeypatch.chdir(onnx_run)
+    common = ["--source", "photos", "--tile", "96", "--score", "0.141", "--save-txt"]
+    common += ["--no-draw", "--no-progress"]
+    assert main(["predict", "--weights", "best.pt", "--out", "pt", *common]) == 0
+    assert main(["predict", "--weights", "best.onnx", "--out", "onnx", *common]) == 0
+    assert "2 image(s)" in capsys.readouterr().out
+    counts_pt = (onnx_run / "pt" / "counts.csv").read_text()
+    assert (onnx_run / "onnx" / "counts.csv").read_text() == counts_pt
+    rows_pt, rows_onnx = _label_rows(onnx_run / "pt"), _label_rows(onnx_run / "onnx")
+    assert rows_pt.keys() == rows_onnx.keys() == {"a.txt", "b.txt"}
+    for name, want in rows_pt.items():
+        assert len(want) > 0
+        order_w, order_g = np.lexsort(want.T[::-1]), np.lexsort(rows_onnx[name].T[::-1])
+        got = rows_onnx[name][order_g]
+        np.testing.assert_array_equal(got[:, 0], want[order_w][:, 0])  # labels
+        np.testing.assert_allclose(got[:, 1:], want[order_w][:, 1:], atol=1e-4)
+
+
+def test_cli_predict_onnx_without_sidecar_exits_1(
+    onnx_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model copied without its sidecar: one line naming the missing .onnx.json."""
+    lone = tmp_path / "lone.onnx"
+    lone.write_bytes((onnx_run / "best.onnx").read_bytes())
+    argv = ["predict", "--weights", str(lone), "--source", str(onnx_run / "photos")]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lone.onnx.json: missing" in err
