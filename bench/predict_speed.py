@@ -27,15 +27,18 @@ milliseconds there. A last table times ``image_to_tensor`` against the 0.1 formu
 Run from the repository root::
 
     python bench/predict_speed.py --threads 1                  # resnet50_fpn, 1024-px input
-    python bench/predict_speed.py --backbone resnet18_fpn --repeats 5 --out speed.json
+    python bench/predict_speed.py --backbone resnet18_fpn --img-size 512 --out speed.json
 
-Times are medians of ``--repeats`` runs after one warm-up run, wall clock (what a user
-waits); on a shared machine compare rows of the same run, not runs.
+Times are wall clock (what a user waits): each engine first runs the tile once untimed,
+then the tile rows are medians of ``--repeats`` runs and the photo rows of
+``--photo-repeats`` (each photo run is already ~20 tiles). On a shared machine compare
+rows of the same run, not runs. The ONNX export (with its parity check) is not timed.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import importlib.util
 import json
@@ -230,9 +233,8 @@ def time_photo(
     return {**steps, "tiles": float(len(windows))}
 
 
-def median_steps(run: Callable[[], dict[str, float]], repeats: int) -> dict[str, float]:
-    """The median of each step and of the total over ``repeats`` runs."""
-    samples = [run() for _ in range(repeats)]
+def summarise(samples: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each step and of the total over the runs ``samples``."""
     out = {f"{k}_ms": 1e3 * statistics.median(s[k] for s in samples) for k in STEPS}
     total = statistics.median(sum(s[k] for k in STEPS) for s in samples)
     out["total_ms"] = 1e3 * total
@@ -363,59 +365,65 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def make_engines(
+    args: argparse.Namespace, meta: Mapping[str, Any], tmp: Path
+) -> list[tuple[str, Engine | None, str]]:
+    """``(name, engine or None, why not)`` for eager fp32, eager channels-last, onnxruntime."""
+    torch.manual_seed(0)
+    model = build_retinanet(
+        num_classes=1, backbone=args.backbone, min_size=args.img_size, max_size=args.img_size
+    ).eval()
+    onnx, why_not = onnx_engine(model, meta, args.threads, tmp)
+    channels_last = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    return [
+        ("torch eager fp32", torch_engine(model), ""),
+        ("torch eager fp32 channels-last", torch_engine(channels_last), ""),
+        ("onnxruntime", onnx, why_not),
+    ]
+
+
 def engine_rows(
     args: argparse.Namespace, tile: Path, photo: Path, tmp: Path
 ) -> list[dict[str, Any]]:
     """Rows per engine (eager fp32, eager channels-last, onnxruntime): the tile, the photo.
 
     Each engine runs the tile once untimed first (the photo's tiles have the tile's shape,
-    so that warms both up).
+    so that warms both up). The engines then take turns, run by run, so that a change in
+    a shared machine's load falls on all of them alike.
     """
-    torch.manual_seed(0)
-    model = build_retinanet(
-        num_classes=1, backbone=args.backbone, min_size=args.img_size, max_size=args.img_size
-    ).eval()
     meta = {
         "train_image_size": args.img_size,
         "source_image_size": args.tile_size,
         "box_size_px": {"p90": BOX_P90_PX},
     }
-    engines: list[tuple[str, Callable[[], tuple[Engine | None, str]]]] = [
-        ("torch eager fp32", lambda: (torch_engine(model), "")),
+    engines = make_engines(args, meta, tmp)
+    ready = [(name, e) for name, e, _ in engines if e is not None]
+    for _, e in ready:
+        time_tile(tile, e, args.score_threshold)  # warm-up
+    tile_label, photo_label = f"{args.tile_size}-px tile", "photo, tile=auto"
+    workloads: list[tuple[str, Callable[[Engine], dict[str, float]], int]] = [
+        (tile_label, lambda e: time_tile(tile, e, args.score_threshold), args.repeats),
         (
-            "torch eager fp32 channels-last",
-            lambda: (torch_engine(model.to(memory_format=torch.channels_last)), ""),
-        ),
-        (
-            "onnxruntime",
-            lambda: onnx_engine(
-                model.to(memory_format=torch.contiguous_format), meta, args.threads, tmp
-            ),
+            photo_label,
+            lambda e: time_photo(photo, e, meta, args.batch_size, args.score_threshold),
+            args.photo_repeats,
         ),
     ]
+    samples: dict[tuple[str, str], list[dict[str, float]]] = {}
+    for label, run, repeats in workloads:
+        for _ in range(repeats):
+            for name, e in ready:
+                samples.setdefault((label, name), []).append(run(e))
+                print(
+                    f"  {label:<18} {name:<32} {samples[label, name][-1]['model']:9.2f} s model",
+                    flush=True,
+                )
     rows: list[dict[str, Any]] = []
-    tile_label, photo_label = f"{args.tile_size}-px tile", "photo, tile=auto"
-    for name, make in engines:
-        engine, why_not = make()
-        if engine is None:
-            rows += [
-                {"workload": w, "engine": name, "skipped": why_not}
-                for w in (tile_label, photo_label)
-            ]
-            print(f"  {name}: {why_not}", flush=True)
-            continue
-        e = engine
-        time_tile(tile, e, args.score_threshold)  # warm-up
-        for label, run, repeats in [
-            (tile_label, lambda e=e: time_tile(tile, e, args.score_threshold), args.repeats),
-            (
-                photo_label,
-                lambda e=e: time_photo(photo, e, meta, args.batch_size, args.score_threshold),
-                args.photo_repeats,
-            ),
-        ]:
-            rows.append({"workload": label, "engine": name, **median_steps(run, repeats)})
-            print(f"  {label:<18} {name:<32} {rows[-1]['total_ms']:10.1f} ms", flush=True)
+    for name, _, why_not in engines:
+        for label, _, _ in workloads:
+            row: dict[str, Any] = {"workload": label, "engine": name}
+            found = samples.get((label, name))
+            rows.append({**row, **summarise(found)} if found else {**row, "skipped": why_not})
     return rows
 
 
