@@ -81,7 +81,7 @@ def _separated_threshold(scores: np.ndarray, margin: float) -> float:
 
 
 def _max_differences(want: dict[str, Any], got: dict[str, Any]) -> tuple[float, float]:
-    """Pair each PyTorch detection (above a separated threshold) with ONNX's; max box, score diff."""
+    """Pair PyTorch's detections (above a separated threshold) with ONNX's; max differences."""
     t = _separated_threshold(want["scores"].numpy(), 2e-5)
     keep_w, keep_g = want["scores"] >= t, got["scores"] >= t
     wb, wl, ws = (want[k][keep_w].numpy() for k in ("boxes", "labels", "scores"))

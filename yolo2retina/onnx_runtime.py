@@ -337,7 +337,7 @@ class OnnxDetector:
         ]
 
     def __call__(self, images: Sequence[Any]) -> list[dict[str, Any]]:
-        """:meth:`detect` for ``(3, H, W)`` float tensors, returning tensors (torchvision's form)."""
+        """:meth:`detect` for ``(3, H, W)`` float tensors; tensors back (torchvision's form)."""
         import torch
 
         found = self.detect([t.detach().to("cpu", torch.float32).numpy() for t in images])

@@ -8,7 +8,10 @@ import sys
 from yolo2retina.cli import add_output_flags, fraction, positive_int
 
 NAME = "predict"
-HELP = "Detect and count objects in images with a trained checkpoint or an exported ONNX model; write drawings and exports."
+HELP = (
+    "Detect and count objects in images with a trained checkpoint or an exported .onnx "
+    "model; write drawings and exports."
+)
 
 
 def _tile(value: str) -> int | str:
