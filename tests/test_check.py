@@ -75,3 +75,16 @@ def test_convert_still_exports_the_check_names() -> None:
     for name in ("check_dataset", "CheckResult", "SplitCheck"):
         assert getattr(yolo2retina.convert, name) is getattr(yolo2retina.check, name)
     assert SplitCheck("val").errors == []
+
+
+def test_check_dataset_passes_cache_only_to_readers_that_have_one(tmp_path: Path) -> None:
+    """``check_dataset(voc, cache=False)`` works (VOC has no load cache: the option is not
+    passed on, where it used to be a TypeError from read_voc)."""
+    from yolo2retina.formats import load_annotations, write_annotations
+    from yolo2retina.synthetic import synthetic_sticky_board
+
+    board = synthetic_sticky_board(tmp_path / "board", n_images=4, image_size=64)
+    ann = load_annotations(board, split="train")
+    write_annotations({"train": ann}, tmp_path / "voc", "voc")
+    result = check_dataset(tmp_path / "voc", cache=False)
+    assert result.format == "voc" and not any(s.errors for s in result.splits)

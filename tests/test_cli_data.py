@@ -434,3 +434,31 @@ def test_train_no_cache_trains_without_the_cache_and_keeps_no_option(
     assert not cache.exists()
     meta = Checkpoint.load(tmp_path / "run" / "last.pt").meta
     assert meta["reader_options"] == {}
+
+
+def test_voc_images_root_from_the_command_line_and_the_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """VOC annotations kept apart from their images read with ``--images-root`` (relative,
+    from another working directory) and ``VocDataset(images_root=)``; YOLO still refuses it."""
+    import shutil
+
+    from yolo2retina.dataset import VocDataset
+    from yolo2retina.formats import load_annotations, write_annotations
+
+    yolo = make_yolo_dataset(
+        tmp_path / "y", {"a": ["0 0.5 0.5 0.2 0.2"], "b": ["1 0.3 0.3 0.1 0.2"]}
+    )
+    write_annotations({"train": load_annotations(yolo, split="train")}, tmp_path / "voc", "voc")
+    shutil.move(tmp_path / "voc" / "JPEGImages", tmp_path / "pics")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "voc"]) == 1  # the images are gone from the layout
+    capsys.readouterr()
+    assert main(["check", "voc", "--images-root", "pics"]) == 0
+    assert "no errors" in capsys.readouterr().out
+    ds = VocDataset("voc", images_root="pics")
+    assert len(ds) > 0 and all(
+        p.startswith(str(tmp_path / "pics")) for p in map(str, ds.annotations.paths)
+    )
+    assert main(["check", str(yolo), "--images-root", "pics"]) == 1
+    assert "applies to COCO and VOC" in capsys.readouterr().err

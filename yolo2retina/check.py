@@ -123,11 +123,16 @@ def check_dataset(
         splits: only these splits (default: all found).
         strict: count clips and drops as errors.
         progress: show progress bars while VOC files or COCO image headers are read.
-        **options: reader options, e.g. COCO ``images_root=``.
+        **options: reader options, e.g. COCO ``images_root=``; ``cache=`` goes only to
+            readers with a load cache.
     """
+    from yolo2retina.formats.cache import accepts_cache
+
     p = Path(path)
     name = detect_format(p) if format == "auto" else format
     adapter = get_format(name)
+    if "cache" in options and not accepts_cache(adapter):
+        options = {k: v for k, v in options.items() if k != "cache"}  # VOC, plug-ins: no cache
     names: list[str | None] = list(splits) if splits else list(adapter.splits(p)) or [None]
     out = []
     for s in names:

@@ -270,6 +270,9 @@ class VocDataset(DetectionDataset):
         label_offset: ``1`` for models whose label 0 is the background (Faster R-CNN,
             SSD); see :class:`DetectionDataset`.
         image_id: ``"source"`` puts the COCO image id in ``target["image_id"]``.
+        images_root: the folder ``<filename>`` is relative to, for annotations kept apart
+            from their images (default: ``JPEGImages/`` or the ``.xml`` files' folder).
+        allow_outside_root: accept ``<filename>`` values that leave that folder.
 
     Example:
         >>> ds = VocDataset("VOCdevkit/VOC2012", split="val")  # doctest: +SKIP
@@ -287,11 +290,21 @@ class VocDataset(DetectionDataset):
         include_ignored: bool = False,
         label_offset: int = 0,
         image_id: Literal["index", "source"] = "index",
+        images_root: str | os.PathLike[str] | None = None,
+        allow_outside_root: bool = False,
     ) -> None:
         from yolo2retina.formats.voc import read_voc
 
+        annotations = read_voc(
+            path,
+            split,
+            class_names=class_names,
+            strict=strict,
+            images_root=images_root,
+            allow_outside_root=allow_outside_root,
+        )
         super().__init__(
-            read_voc(path, split, class_names=class_names, strict=strict),
+            annotations,
             transforms,
             max_size=max_size,
             include_ignored=include_ignored,

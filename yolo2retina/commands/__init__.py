@@ -19,13 +19,14 @@ def dataset_format(path: str | os.PathLike[str], fmt: str, flag: str = "--format
 
 
 def add_images_root(p: argparse.ArgumentParser) -> None:
-    """Add ``--images-root`` (COCO: the folder ``file_name`` is relative to)."""
+    """Add ``--images-root`` (COCO / VOC: the folder ``file_name`` / ``<filename>`` is
+    relative to)."""
     p.add_argument(
         "--images-root",
         default=None,
         metavar="DIR",
-        help="COCO: folder that file_name is relative to (default: found from the layout, "
-        "see docs/formats/coco.md)",
+        help="COCO / VOC: folder that file_name / <filename> is relative to, for annotations "
+        "kept apart from their images (default: found from the layout, see docs/formats/)",
     )
 
 
@@ -44,8 +45,8 @@ def reader_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
     given, ``cache=False`` for ``--no-cache`` (for the formats that have a load cache).
 
     Raises:
-        ConfigError: ``--images-root`` for YOLO or VOC, whose image paths come from the
-            layout itself.
+        ConfigError: ``--images-root`` for YOLO, whose image paths come from the layout
+            itself.
     """
     from yolo2retina.errors import ConfigError
     from yolo2retina.formats import get_format
@@ -56,9 +57,9 @@ def reader_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
         options["cache"] = False
     if args.images_root is None:
         return options
-    if fmt in ("yolo", "voc"):
+    if fmt == "yolo":
         raise ConfigError(
-            f"--images-root applies to COCO datasets (file_name is relative to it); this "
-            f"dataset is {fmt}, whose images are found from its layout"
+            "--images-root applies to COCO and VOC datasets (file_name / <filename> is "
+            "relative to it); this dataset is yolo, whose images are found from its layout"
         )
     return options | {"images_root": args.images_root}
