@@ -149,13 +149,14 @@ def test_early_stopping_after_patience(
 ) -> None:
     """Training stops once the metric has not improved for `patience` validations."""
     from yolo2retina import train_fit
+    from yolo2retina.train_loop import Validation
 
     scores = iter([0.5, 0.6, 0.55, 0.9, 0.95])
 
-    def fake_validate(*_a: Any, **_k: Any) -> dict[str, float]:
-        return {"val_loss": 1.0, "map50": next(scores), "map": 0.1, "map75": 0.1}
+    def fake_validate(*_a: Any, **_k: Any) -> Validation:
+        return Validation({"val_loss": 1.0, "map50": next(scores), "map": 0.1, "map75": 0.1})
 
-    monkeypatch.setattr(train_fit, "validate", fake_validate)
+    monkeypatch.setattr(train_fit, "run_validation", fake_validate)
     cfg = _config(tmp_path / "run", epochs=5, metric="map50", patience=1)
     result = fit(_model(), _two_images(board), _two_images(board), cfg)
     assert result.stopped_early
@@ -235,3 +236,64 @@ def test_validation_records_recall(straight: tuple[nn.Module, FitResult]) -> Non
     """Each validation record has the recall at IoU 0.5 and AR@100 next to the mAP."""
     for r in straight[1].history:
         assert 0.0 <= r["recall50"] <= 1.0 and 0.0 <= r["mar100"] <= r["recall50"] + 1e-9
+
+
+def test_checkpoints_record_the_best_models_score_threshold(
+    straight: tuple[nn.Module, FitResult], board: Path
+) -> None:
+    """best.pt and last.pt carry meta["score_threshold"]: the best F1 of best.pt's own
+    predictions on the validation set (the same predictions as its mAP)."""
+    from yolo2retina.evaluation import predict_dataset
+    from yolo2retina.score_threshold import best_f1_threshold
+
+    run = straight[1].out_dir
+    best = torch.load(run / "best.pt", map_location="cpu", weights_only=True)["meta"]
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=True)["meta"]
+    assert best["score_threshold"] == last["score_threshold"]
+    entry = best["score_threshold"]
+    assert set(entry) == {"score", "f1", "precision", "recall", "iou"} and entry["iou"] == 0.5
+    val = YoloDataset(board, "val")
+    preds = predict_dataset(load_model(run / "best.pt").model, val, progress=False)
+    assert entry == best_f1_threshold(val.annotations, preds).to_meta()
+    assert load_model(run / "best.pt").model_args == build_args(straight[0])  # unchanged
+
+
+def test_last_pt_keeps_the_best_epochs_threshold_across_a_resume(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An epoch that does not improve leaves the best epoch's threshold in last.pt, also
+    after a resume; fit says which threshold predict will use."""
+    from yolo2retina import train_fit
+    from yolo2retina.score_threshold import ThresholdChoice
+    from yolo2retina.train_loop import Validation
+
+    # epoch 1: map50 0.5 with threshold 0.4; epoch 2: map50 0.1 (worse) with 0.9
+    results = {
+        1: (0.5, ThresholdChoice(0.4, 0.6, 0.75, 0.5, 4)),
+        2: (0.1, ThresholdChoice(0.9, 0.2, 1.0, 0.25, 4)),
+    }
+    epoch = iter([1, 2])
+
+    def fake(*_: Any, **__: Any) -> Validation:
+        m, choice = results[next(epoch)]
+        return Validation({"val_loss": 1.0, "map50": m, "map": m}, choice)
+
+    monkeypatch.setattr(train_fit, "run_validation", fake)
+    train, val = _two_images(board), _two_images(board)
+    fit(_model(), train, val, _config(tmp_path, **RESUMABLE, epochs=1))
+    lines: list[str] = []
+    cfg = _config(tmp_path, **RESUMABLE, resume=tmp_path / "last.pt", progress=True)
+    result = fit(_model(), train, val, cfg, log=lines.append)
+    assert result.best_epoch == 1
+    expected = {"score": 0.4, "f1": 0.6, "precision": 0.75, "recall": 0.5, "iou": 0.5}
+    for name in ("last.pt", "best.pt"):
+        meta = load_checkpoint(tmp_path / name)["meta"]
+        assert meta["score_threshold"] == expected, name
+    said = "score threshold for predict: 0.4 (best F1 0.60 on val: precision 0.75, recall 0.50)"
+    assert said in lines
+
+
+def test_no_validation_records_no_threshold(board: Path, tmp_path: Path) -> None:
+    fit(_model(), _two_images(board), None, _config(tmp_path, epochs=1))
+    for name in ("last.pt", "best.pt"):
+        assert "score_threshold" not in load_checkpoint(tmp_path / name)["meta"], name

@@ -19,6 +19,7 @@ import torch
 from yolo2retina.counts import count_labels
 from yolo2retina.model import LoadedModel, load_model
 from yolo2retina.prediction import ImageInput, predict
+from yolo2retina.score_threshold import recorded_score_threshold
 from yolo2retina.target import Target
 from yolo2retina.tiling import TileArg
 
@@ -36,7 +37,8 @@ class Predictor:
     Attributes:
         model: the detection model (eval mode) or any model callable.
         class_names: index = label.
-        meta: training facts from the checkpoint (``train_image_size``, ``box_size_px``).
+        meta: training facts from the checkpoint (``train_image_size``, ``box_size_px``,
+            ``score_threshold``).
         source: where it was loaded from, for messages.
         loaded: the checkpoint it was built from (:meth:`from_loaded`), with its
             ``model_args`` and ``path``; ``None`` for a model given by hand.
@@ -98,6 +100,20 @@ class Predictor:
 
         detector = OnnxDetector(path, providers=providers_for(str(device)))
         return cls(detector, detector.class_names, dict(detector.meta), str(path))
+
+    @property
+    def recorded_score_threshold(self) -> float | None:
+        """The score threshold training chose on the validation set (best F1 at IoU 0.5),
+        from ``meta["score_threshold"]``; ``None`` when the checkpoint records none.
+
+        :meth:`predict` does not use it by itself (its default stays 0.3); pass it:
+        ``predictor.predict(img, score_threshold=predictor.recorded_score_threshold or 0.3)``.
+        ``yolo2retina predict`` does this when ``--score`` is not given.
+
+        Raises:
+            ConfigError: the entry is malformed (names :attr:`source`).
+        """
+        return recorded_score_threshold(self.meta, where=self.source or "checkpoint")
 
     def predict(
         self,

@@ -5,7 +5,10 @@ Read it top to bottom: :func:`fit` sets up the device, data loaders, optimizer a
 (:func:`~yolo2retina.train_run.restore_run`), then alternates
 :func:`~yolo2retina.train_loop.train_one_epoch` and
 :func:`~yolo2retina.train_loop.validate`, and writes ``metrics.jsonl``, ``curves.png``,
-``last.pt`` and ``best.pt`` into ``config.out_dir`` (:func:`_write_files`).
+``last.pt`` and ``best.pt`` into ``config.out_dir`` (:func:`_write_files`). The
+validation that makes an epoch the best one also chooses predict's score threshold (the
+best F1 at IoU 0.5, :mod:`yolo2retina.score_threshold`), kept in both checkpoints'
+``meta["score_threshold"]``.
 
 The same :func:`fit` runs unchanged under ``torchrun --nproc_per_node=N``: it wraps the
 model in DistributedDataParallel, shards the data with a DistributedSampler, and only rank 0
@@ -31,8 +34,10 @@ from yolo2retina.atomic import atomic_write_text
 from yolo2retina.checkpoint import Checkpoint
 from yolo2retina.device import resolve_device
 from yolo2retina.losses import loss_normalisation
+from yolo2retina.run_meta import plain
+from yolo2retina.score_threshold import DEFAULT_SCORE_THRESHOLD, META_KEY, ThresholdChoice
 from yolo2retina.train_config import TrainConfig
-from yolo2retina.train_loop import train_one_epoch, validate
+from yolo2retina.train_loop import run_validation, train_one_epoch
 from yolo2retina.train_run import (
     TrainProgress,
     TrainRun,
@@ -138,8 +143,10 @@ def fit(
                 model_args=model_args, class_names=class_names, meta=meta, log=log,
             )  # fmt: skip
             progress = restore_run(run)
+            _restore_score_threshold(run)
             announce_run(run)
             _train(run, progress)
+            _say_score_threshold(run)
             return _result(run, progress)
     finally:
         distributed.teardown(info)
@@ -203,19 +210,53 @@ def _validate_epoch(
     due = run.val_loader is not None and (epoch % config.val_every == 0 or epoch == config.epochs)
     improved = False
     if due and run.val_loader is not None and run.val_dataset is not None:
-        record |= validate(
+        found = run_validation(
             run.model, run.val_dataset, run.val_loader, device=run.device,
             amp_dtype=run.amp_dtype, batch_size=config.batch_size, with_map=True,
         )  # fmt: skip
+        record |= found.record
         improved = _improved(metric, record[metric], progress.best)
         if improved:
             progress.best, progress.best_epoch = float(record[metric]), epoch
             progress.bad_epochs = 0
+            _keep_score_threshold(run, found.score_threshold)
         else:
             progress.bad_epochs += 1
     elif run.val_dataset is None:
         improved, progress.best_epoch = True, epoch
+        _keep_score_threshold(run, None)  # best.pt becomes a model nobody validated
     return improved, due
+
+
+def _keep_score_threshold(run: TrainRun, choice: ThresholdChoice | None) -> None:
+    """Record the best epoch's threshold in the checkpoints' meta (drop a stale one)."""
+    if choice is None:
+        run.meta.pop(META_KEY, None)
+    else:
+        run.meta[META_KEY] = choice.to_meta()
+
+
+def _restore_score_threshold(run: TrainRun) -> None:
+    """A resumed run keeps the threshold of its best epoch so far (``last.pt`` has it)."""
+    if run.resume is not None and META_KEY in run.resume.meta:
+        run.meta.setdefault(META_KEY, plain(run.resume.meta[META_KEY]))
+
+
+def _say_score_threshold(run: TrainRun) -> None:
+    """One line: the threshold ``yolo2retina predict`` will use by default."""
+    entry = run.meta.get(META_KEY)
+    if not isinstance(entry, Mapping):
+        return
+    if entry.get("score") is None:
+        run.say(
+            "score threshold for predict: none chosen (no true positive on val at the best"
+            f" epoch); predict uses {DEFAULT_SCORE_THRESHOLD:g} unless given --score"
+        )
+        return
+    run.say(
+        f"score threshold for predict: {entry['score']:.3g} (best F1 {entry['f1']:.2f} on val:"
+        f" precision {entry['precision']:.2f}, recall {entry['recall']:.2f})"
+    )
 
 
 def _improved(metric: str, value: float, best: float | None) -> bool:

@@ -1,5 +1,6 @@
 """The epoch engine: one pass of training (:func:`train_one_epoch`) and of validation
-(:func:`validate`: losses and mAP).
+(:func:`validate`: losses and mAP; :func:`run_validation` adds the F1-optimal score
+threshold, from the same predictions).
 
 :func:`yolo2retina.train.fit` runs them epoch after epoch; they also work alone, on any
 torchvision detection model and a loader of :func:`yolo2retina.dataset.collate` batches.
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence, Sized
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -20,8 +22,16 @@ from tqdm.auto import tqdm
 
 from yolo2retina import distributed
 from yolo2retina.errors import ConfigError, NonFiniteLossError
+from yolo2retina.score_threshold import ThresholdChoice, best_f1_threshold
 
-__all__ = ["recall_at", "train_one_epoch", "validate", "validation_losses"]
+__all__ = [
+    "Validation",
+    "recall_at",
+    "run_validation",
+    "train_one_epoch",
+    "validate",
+    "validation_losses",
+]
 
 
 def _to_device(
@@ -210,6 +220,53 @@ def validation_losses(
     return {k: v / max(batches, 1) for k, v in sums.items()}
 
 
+@attrs.frozen
+class Validation:
+    """What :func:`run_validation` measured.
+
+    Attributes:
+        record: the keys :func:`validate` returns (losses, and mAP when asked).
+        score_threshold: the F1-optimal score threshold at IoU 0.5
+            (:func:`~yolo2retina.score_threshold.best_f1_threshold`) on the same
+            predictions as the mAP; ``None`` without mAP.
+    """
+
+    record: dict[str, float]
+    score_threshold: ThresholdChoice | None = None
+
+
+def run_validation(
+    model: nn.Module,
+    dataset: Dataset[Any],
+    loader: Iterable[Any],
+    *,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    batch_size: int,
+    with_map: bool,
+) -> Validation:
+    """:func:`validate`, plus the score threshold with the best F1 on the validation set.
+
+    The threshold comes from the predictions the mAP is computed on: no extra forward pass.
+    """
+    losses = validation_losses(model, loader, device=device, amp_dtype=amp_dtype)
+    record = {f"val_{k}" if k != "loss" else "val_loss": v for k, v in losses.items()}
+    if not with_map:
+        return Validation(record)
+    from yolo2retina.coco_metric import coco_map
+    from yolo2retina.evaluation import predict_dataset
+
+    ground_truth = dataset.annotations  # type: ignore[attr-defined]
+    preds = predict_dataset(model, dataset, batch_size=batch_size, device=device, progress=False)  # type: ignore[arg-type]
+    metrics = coco_map(ground_truth, preds)
+    record |= {"map": float(metrics.map), "map50": float(metrics.map50)}
+    record["map75"] = float(metrics.map75)
+    record["recall50"] = recall_at(metrics, 0.5)
+    record["mar100"] = float(metrics.mar_100)
+    model.train()
+    return Validation(record, best_f1_threshold(ground_truth, preds, iou_threshold=0.5))
+
+
 def validate(
     model: nn.Module,
     dataset: Dataset[Any],
@@ -222,22 +279,16 @@ def validate(
 ) -> dict[str, float]:
     """Validation losses (``val_loss``, ``val_classification``, ...) and, if asked, mAP.
 
-    mAP comes from :func:`yolo2retina.evaluation.evaluate` (keys ``map``, ``map50``, ``map75``),
-    with the recall at IoU 0.5 (``recall50``) and COCO's AR@100 (``mar100``), both with up
-    to 100 detections per image, averaged over the classes that have ground truth.
+    mAP comes from :func:`yolo2retina.coco_metric.coco_map` on the predictions of
+    :func:`yolo2retina.evaluation.predict_dataset` (what :func:`~yolo2retina.evaluation.evaluate`
+    runs; keys ``map``, ``map50``, ``map75``), with the recall at IoU 0.5 (``recall50``) and
+    COCO's AR@100 (``mar100``), both with up to 100 detections per image, averaged over the
+    classes that have ground truth.
     """
-    losses = validation_losses(model, loader, device=device, amp_dtype=amp_dtype)
-    record = {f"val_{k}" if k != "loss" else "val_loss": v for k, v in losses.items()}
-    if with_map:
-        from yolo2retina.evaluation import evaluate
-
-        metrics = evaluate(model, dataset, batch_size=batch_size, device=device, progress=False)  # type: ignore[arg-type]
-        record |= {"map": float(metrics.map), "map50": float(metrics.map50)}
-        record["map75"] = float(metrics.map75)
-        record["recall50"] = recall_at(metrics, 0.5)
-        record["mar100"] = float(metrics.mar_100)
-        model.train()
-    return record
+    return run_validation(
+        model, dataset, loader, device=device, amp_dtype=amp_dtype,
+        batch_size=batch_size, with_map=with_map,
+    ).record  # fmt: skip
 
 
 def recall_at(metrics: Any, iou: float = 0.5) -> float:

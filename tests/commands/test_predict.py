@@ -165,7 +165,11 @@ def _spread_checkpoint(path: Path) -> Path:
         model.head.classification_head.cls_logits.weight.normal_(0.0, 0.05)
         model.head.classification_head.cls_logits.bias.fill_(-2.0)
         model.head.regression_head.bbox_reg.weight.normal_(0.0, 0.02)
-    meta = {"train_image_size": 128, "box_size_px": {"median": 20.0, "p10": 16.0, "p90": 24.0}}
+    meta: dict[str, object] = {
+        "train_image_size": 128,
+        "box_size_px": {"median": 20.0, "p10": 16.0, "p90": 24.0},
+        "score_threshold": {"score": 0.141, "f1": 0.5, "precision": 0.5, "recall": 0.5, "iou": 0.5},
+    }
     ckpt = {"model_args": build_args(model), "class_names": ["varroa", "bee"], "meta": meta}
     torch.save({"model": model.state_dict(), **ckpt}, path)
     return path
@@ -218,6 +222,22 @@ def test_cli_predict_with_onnx_model_and_tiles_matches_pytorch(
         np.testing.assert_allclose(got[:, 1:], want[order_w][:, 1:], atol=1e-4)
 
 
+def test_cli_predict_onnx_uses_the_threshold_its_sidecar_carries(
+    onnx_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export copies the checkpoint's meta into best.onnx.json, score_threshold included:
+    without --score, the .onnx model keeps what best.pt keeps with its recorded threshold."""
+    monkeypatch.chdir(onnx_run)
+    common = ["--source", "photos", "--no-draw", "--no-progress"]
+    assert main(["predict", "--weights", "best.onnx", "--out", "onnx_default", *common]) == 0
+    said = "score threshold 0.141 (chosen on the validation set at training; --score overrides)"
+    assert said in capsys.readouterr().out
+    assert main(["predict", "--weights", "best.pt", "--out", "pt_default", *common]) == 0
+    assert said in capsys.readouterr().out
+    counts = (onnx_run / "pt_default" / "counts.csv").read_text()
+    assert (onnx_run / "onnx_default" / "counts.csv").read_text() == counts
+
+
 def test_cli_predict_onnx_without_sidecar_exits_1(
     onnx_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -228,3 +248,71 @@ def test_cli_predict_onnx_without_sidecar_exits_1(
     assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lone.onnx.json: missing" in err
+
+
+# -- the score threshold ------------------------------------------------------------------------
+
+
+def _totals(out: Path) -> int:
+    return sum(int(r["total"]) for r in csv.DictReader((out / "counts.csv").open()))
+
+
+def test_cli_predict_takes_the_checkpoints_threshold_unless_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --score, predict used 0.3 whatever training chose; now it uses the
+    checkpoint's meta["score_threshold"] and says so, --score overrides it, and a
+    checkpoint without one keeps 0.3 (the untrained model's scores are all ~0.01)."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    state = torch.load(tiny_checkpoint(Path("old.pt")), weights_only=True)
+    state["meta"]["score_threshold"] = {
+        "score": 0.001, "f1": 0.5, "precision": 0.5, "recall": 0.5, "iou": 0.5,
+    }  # fmt: skip
+    torch.save(state, "best.pt")
+    photo(Path("photos") / "a.png", (10, 10, 30, 30))
+    base = ["predict", "--source", "photos", "--no-draw", "--no-progress"]
+    assert main([*base, "--weights", "best.pt", "--out", "recorded"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "score threshold 0.001 (chosen on the validation set at training; --score overrides)" in out
+    )
+    assert _totals(tmp_path / "recorded") > 0
+    assert main([*base, "--weights", "best.pt", "--out", "given", "--score", "0.9"]) == 0
+    assert "score threshold 0.9 (given with --score)" in capsys.readouterr().out
+    assert _totals(tmp_path / "given") == 0
+    assert main([*base, "--weights", "old.pt", "--out", "old"]) == 0
+    assert (
+        "score threshold 0.3 (the default; this checkpoint records none)" in capsys.readouterr().out
+    )
+    assert _totals(tmp_path / "old") == 0
+    # a second run of the same command into the same folder still needs a flag
+    assert main([*base, "--weights", "best.pt", "--out", "recorded", "--overwrite"]) == 0
+
+
+def test_cli_predict_refuses_a_malformed_recorded_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hand-edited meta["score_threshold"] is one error line naming the file, not a crash."""
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    state = torch.load(tiny_checkpoint(Path("best.pt")), weights_only=True)
+    state["meta"]["score_threshold"] = {"score": 7}
+    torch.save(state, "best.pt")
+    photo(Path("a.png"), (10, 10, 30, 30))
+    argv = ["predict", "--weights", "best.pt", "--source", "a.png", "--out", "o", "--no-progress"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "best.pt: meta['score_threshold']" in err and "Traceback" not in err
+    assert main([*argv, "--score", "0.5"]) == 0  # --score still works
+
+
+def test_cli_predict_help_says_where_the_default_threshold_comes_from(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["predict", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: the threshold training chose on the validation set" in text
+    assert "else 0.3" in text

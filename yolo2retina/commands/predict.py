@@ -14,6 +14,13 @@ HELP = (
 )
 
 
+_ORIGIN = {
+    "given": "given with --score",
+    "validation": "chosen on the validation set at training; --score overrides",
+    "default": "the default; this checkpoint records none",
+}
+
+
 def _tile(value: str) -> int | str:
     if value == "auto":
         return value
@@ -58,7 +65,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--overlap", type=fraction, default=0.2, help="tile overlap as a fraction (default 0.2)"
     )
     p.add_argument(
-        "--score", type=fraction, default=0.3, help="minimum confidence to keep, 0-1 (default 0.3)"
+        "--score",
+        type=fraction,
+        default=None,
+        help="minimum confidence to keep, 0-1; default: the threshold training chose on the "
+        "validation set (best F1 at IoU 0.5, recorded in the checkpoint and in an .onnx "
+        "model's sidecar), else 0.3 (checkpoints without one)",
     )
     p.add_argument(
         "--batch-size", type=positive_int, default=4, help="images or tiles per model call"
@@ -95,18 +107,21 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.image import find_images
     from yolo2retina.predict_folder import predict_to_folder
     from yolo2retina.predictor import Predictor
+    from yolo2retina.score_threshold import predict_score_threshold
 
     sources: list[str] = []
     for src in args.source:  # folders stay folders: the output may not lie inside them
         found = find_images(src)  # fails early when nothing matches
         sources += [src] if os.path.isdir(src) else [str(f) for f in found]
     predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    score, origin = predict_score_threshold(args.score, predictor.meta, where=args.weights)
+    print(f"score threshold {score:.3g} ({_ORIGIN[origin]})")
     result = predict_to_folder(
         predictor,
         predictor.class_names,
         sources,
         args.out,
-        score_threshold=args.score,
+        score_threshold=score,
         tile=args.tile,
         overlap=args.overlap,
         batch_size=args.batch_size,
