@@ -105,3 +105,19 @@ def test_a_predictor_by_hand_has_no_checkpoint() -> None:
     """Predictor(model, names) still works for any callable; loaded is None then."""
     p = Predictor(lambda images: [], ["mite"])
     assert p.loaded is None and p.class_names == ("mite",) and p.meta == {}
+
+
+def test_recorded_score_threshold_comes_from_the_checkpoint_meta(tmp_path: Path) -> None:
+    """The threshold training chose is readable from the Predictor; predict's default stays."""
+    import inspect
+
+    state = torch.load(tiny_checkpoint(tmp_path / "best.pt"), weights_only=True)
+    assert Predictor.from_checkpoint(tmp_path / "best.pt").recorded_score_threshold is None
+    state["meta"]["score_threshold"] = {"score": 0.25, "f1": 0.5}
+    torch.save(state, tmp_path / "best.pt")
+    assert Predictor.from_checkpoint(tmp_path / "best.pt").recorded_score_threshold == 0.25
+    default = inspect.signature(Predictor.predict).parameters["score_threshold"].default
+    assert default == 0.3
+    bad = Predictor(lambda images: [], ["mite"], {"score_threshold": {"score": -1}}, "x.pt")
+    with pytest.raises(ConfigError, match=r"x\.pt: meta\['score_threshold'\]"):
+        _ = bad.recorded_score_threshold
