@@ -10,9 +10,11 @@ Recipes (``--recipes``, comma-separated):
 
 * ``baseline``: the CLI's recipe before issue 14: SGD lr 0.01, no warmup, horizontal flips
   only, 800 px.
-* ``default``: the from-scratch recipe (``yolo2retina.train.SCRATCH_CONFIG``: AdamW lr 1e-3,
-  warmup 50) with the default augmentation, at 1024 px (the tiles' size).
-* ``crop``: ``default`` trained on 512 px crops (``--crop-size 512``; half of ``--img-size``).
+* ``tiles``: AdamW lr 1e-3, warmup 50 (``yolo2retina.train.SCRATCH_CONFIG``'s optimizer)
+  with the default augmentation, on whole tiles at 1024 px (the tiles' size).
+* ``crop``: ``tiles`` trained on 512 px crops (``--crop-size 512``; half of ``--img-size``).
+* ``default``: ``crop`` with a 128-channel FPN and head (``--fpn-channels 128``): what
+  ``yolo2retina train`` uses from random weights.
 * ``batchnorm-loss``: ``default`` with the batch loss normaliser (``--loss-norm batch``).
 * ``yolov8n``: Ultralytics YOLOv8n from ``yolov8n.yaml`` (random weights, nothing downloaded)
   with its own default augmentation, under the same budget (its ``time=`` setting), scored
@@ -35,6 +37,9 @@ Usage:
         --img-size 128 --recipes default                                   # CI-sized
 
 It prints a table (Markdown) and writes JSON (``--out``, default bench/out/real_accuracy.json).
+Recipes run one after another; to use both cores of a 2-core machine, run two processes
+with ``--torch-threads 1`` and different ``--recipes`` and ``--out``, then merge their JSON
+into one table with ``--combine a.json b.json ...`` (which trains nothing).
 """
 
 from __future__ import annotations
@@ -76,6 +81,7 @@ class Recipe:
     img_size: int
     hflip_only: bool = False
     crop_fraction: float | None = None
+    fpn_channels: int = 256
 
 
 def recipes() -> dict[str, Recipe]:
@@ -90,17 +96,28 @@ def recipes() -> dict[str, Recipe]:
             800,
             hflip_only=True,
         ),
-        "default": Recipe(
-            "AdamW lr 1e-3, warmup 50, augment default, 1024 px", dict(scratch), 1024
+        "tiles": Recipe(
+            "AdamW lr 1e-3, warmup 50, augment default, whole 1024 px tiles", dict(scratch), 1024
         ),
         "crop": Recipe(
-            "default on crops of half the image size (512 px at 1024)",
+            "tiles on crops of half the image size (512 px at 1024)",
             dict(scratch),
             1024,
             crop_fraction=0.5,
         ),
+        "default": Recipe(
+            "crop with a 128-channel FPN and head (the from-scratch default)",
+            dict(scratch),
+            1024,
+            crop_fraction=0.5,
+            fpn_channels=128,
+        ),
         "batchnorm-loss": Recipe(
-            "default with the batch loss normaliser", {**scratch, "loss_norm": "batch"}, 1024
+            "default with the batch loss normaliser",
+            {**scratch, "loss_norm": "batch"},
+            1024,
+            crop_fraction=0.5,
+            fpn_channels=128,
         ),
     }
 
@@ -159,6 +176,14 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu (the budget is CPU time), or cuda")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results")
     p.add_argument("--work", type=Path, default=None, help="keep the data copy and runs here")
+    p.add_argument(
+        "--combine",
+        type=Path,
+        nargs="+",
+        default=None,
+        metavar="JSON",
+        help="merge earlier runs' JSON into one table and --out (trains nothing)",
+    )
     return p
 
 
@@ -255,7 +280,13 @@ def run_recipe(
     img_size = args.img_size or recipe.img_size
     config = _recipe_config(recipe, img_size, work / name, args)
     setup = prepare_training(
-        data_yaml, config, backbone=args.backbone, img_size=img_size, anchors="auto", log=say
+        data_yaml,
+        config,
+        backbone=args.backbone,
+        img_size=img_size,
+        fpn_channels=recipe.fpn_channels,
+        anchors="auto",
+        log=say,
     )
     if recipe.hflip_only:  # the old CLI: one random horizontal flip, the model resizes
         setup.train.transforms = v2.RandomHorizontalFlip(0.5)
@@ -269,6 +300,7 @@ def run_recipe(
         "description": recipe.description,
         "system": "yolo2retina RetinaNet " + args.backbone,
         "img_size": img_size,
+        "fpn_channels": recipe.fpn_channels,
         "settings": {k: v for k, v in config.to_dict().items() if k in _SHOWN},
         "hflip_only": recipe.hflip_only,
         "anchor_sizes": setup.model_args.get("anchor_sizes"),
@@ -517,8 +549,38 @@ def machine() -> dict[str, Any]:
     }
 
 
+def combine(paths: Sequence[Path]) -> dict[str, Any]:
+    """One report of several runs' JSON: their recipes, in order, and each run's machine.
+
+    Raises:
+        SystemExit: a file is missing or two runs have a recipe of the same name.
+    """
+    merged: dict[str, Any] = {"combined": [], "recipes": {}, "skipped": {}}
+    for path in paths:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise SystemExit(f"{path}: cannot read ({e})") from None
+        for name, result in report["recipes"].items():
+            if name in merged["recipes"]:
+                raise SystemExit(f"{path}: recipe {name!r} is also in an earlier file")
+            merged["recipes"][name] = {**result, "machine": report["machine"]}
+        merged["skipped"].update(report.get("skipped", {}))
+        merged["combined"].append(
+            {k: report.get(k) for k in ("data", "images", "minutes", "machine", "wall_seconds")}
+            | {"file": str(path)}
+        )
+    return merged
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.combine is not None:
+        merged = combine(args.combine)
+        print(table(merged["recipes"], merged["skipped"]))
+        atomic_write_text(args.out, json.dumps(merged, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
     if not args.data.exists():
         print(f"{args.data}: not found (the real data lives in ../shared/data)", file=sys.stderr)
         return 1

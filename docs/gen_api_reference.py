@@ -87,6 +87,7 @@ MODULES = (
     "yolo2retina.predictor",
     "yolo2retina.onnx_export",
     "yolo2retina.onnx_runtime",
+    "yolo2retina.score_threshold",
     "yolo2retina.counts",
     "yolo2retina.prediction_writers",
     "yolo2retina.predict_folder",

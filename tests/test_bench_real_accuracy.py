@@ -86,3 +86,55 @@ def test_real_accuracy_bench_refuses_unknown_recipes() -> None:
     )
     assert proc.returncode == 2
     assert "unknown recipe(s) fastest" in proc.stderr and "batchnorm-loss" in proc.stderr
+
+
+def _report(recipe: str, map50: float, threads: int) -> dict[str, object]:
+    """A run's JSON as the bench writes it, one recipe with one validation."""
+    final = {
+        "epoch": 3,
+        "train_seconds": 120.0,
+        "budget_fraction": 1.0,
+        "map50": map50,
+        "map": map50 / 3,
+        "recall50": 0.5,
+    }
+    result = {
+        "img_size": 1024,
+        "epochs": 3,
+        "seconds_per_step": 6.5,
+        "train_seconds": 120.0,
+        "checkpoints": [final],
+        "final": final,
+    }
+    machine = {"cpu_count": 2, "torch_threads": threads, "torch": "2.x"}
+    head = {"data": "d", "images": {"train": 4, "val": 2}, "minutes": 2.0, "machine": machine}
+    return head | {"wall_seconds": 130.0, "recipes": {recipe: result}, "skipped": {}}
+
+
+def test_combine_merges_runs_into_one_table_and_refuses_a_repeated_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--combine reads runs made in parallel processes (relative paths), prints one table with
+    each recipe's row in file order, and writes their union with each run's machine; a recipe
+    in two files exits 1 naming the second file. Nothing is trained."""
+    monkeypatch.chdir(tmp_path)
+    Path("a.json").write_text(json.dumps(_report("crop", 0.25, 1)))
+    Path("b.json").write_text(json.dumps(_report("default", 0.5, 2)))
+    argv = [sys.executable, str(BENCH), "--combine", "a.json", "b.json", "--out", "all.json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = [r for r in proc.stdout.splitlines() if r.startswith(("| crop |", "| default |"))]
+    assert [r.split("|")[1].strip() for r in rows] == ["crop", "default", "crop", "default"]
+    assert "| 0.250 |" in rows[0] and "| 0.500 |" in rows[1]
+    merged = json.loads(Path("all.json").read_text())
+    assert list(merged["recipes"]) == ["crop", "default"]
+    assert merged["recipes"]["default"]["machine"]["torch_threads"] == 2
+    assert [c["file"] for c in merged["combined"]] == ["a.json", "b.json"]
+
+    Path("c.json").write_text(json.dumps(_report("crop", 0.3, 1)))
+    argv = [sys.executable, str(BENCH), "--combine", "a.json", "c.json", "--out", "x.json"]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert (
+        proc.returncode == 1 and "c.json: recipe 'crop' is also in an earlier file" in proc.stderr
+    )
+    assert not Path("x.json").exists()

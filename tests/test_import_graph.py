@@ -170,6 +170,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "evaluation",
         "onnx_export",
         "onnx_runtime",
+        "score_threshold",
     ),
     # 4: training
     (

@@ -435,3 +435,69 @@ def test_load_model_reads_a_saved_checkpoint_by_relative_path(
     Checkpoint(model.state_dict(), build_args(model), ("a", "b")).save("run.pt")
     with pytest.raises(ConfigError, match=r"run\.pt: 2 class names for a 1-class model"):
         load_model("run.pt")
+
+
+@pytest.mark.parametrize("backbone", ["resnet18_fpn", "mobilenet_v3_large_fpn"])
+def test_fpn_channels_set_the_fpn_and_head_width_and_survive_a_checkpoint(
+    tmp_path: Path, backbone: str
+) -> None:
+    """fpn_channels=64 makes every FPN level and every head convolution 64 wide; the
+    checkpoint records it and load_model rebuilds the same model (same outputs)."""
+    torch.manual_seed(3)
+    model = build_retinanet(
+        num_classes=1, backbone=backbone, fpn_channels=64, score_threshold=0.0, **SMALL
+    )
+    model.eval()
+    with torch.no_grad():
+        levels = model.backbone(torch.rand(1, 3, 64, 64))
+    assert [f.shape[1] for f in levels.values()] == [64] * 5
+    convs = [m for m in model.head.modules() if isinstance(m, nn.Conv2d)]
+    assert {c.in_channels for c in convs} == {64}
+    assert build_args(model)["fpn_channels"] == 64
+    path = tmp_path / "sub" / "best.pt"
+    path.parent.mkdir()
+    torch.save(
+        {"model": model.state_dict(), "model_args": build_args(model), "class_names": ["m"]},
+        path,
+    )
+    loaded = load_model(path)
+    assert loaded.model.spec.fpn_channels == 64
+    image = torch.rand(3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model([image])[0]["scores"], loaded.model([image])[0]["scores"])
+
+
+def test_model_args_without_fpn_channels_rebuild_at_256() -> None:
+    """Checkpoints written before fpn_channels existed had torchvision's 256 channels."""
+    args = build_args(build_retinanet(num_classes=1, backbone="resnet18_fpn", **SMALL))
+    assert args.pop("fpn_channels") == 256
+    assert build_from_args(args).backbone.out_channels == 256
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"fpn_channels": 0}, r"fpn_channels must be a positive integer, got 0"),
+        ({"fpn_channels": 1.5}, r"fpn_channels must be a positive integer, got 1\.5"),
+        ({"fpn_channels": True}, r"fpn_channels must be a positive integer, got True"),
+        (
+            {"fpn_channels": 48, "backbone": "resnet50_fpn_v2"},
+            r"multiple of 32 for resnet50_fpn_v2.*got 48",
+        ),
+        (
+            {"fpn_channels": 128, "weights": "DEFAULT"},
+            r"weights='DEFAULT'.*256 FPN channels, got fpn_channels=128",
+        ),
+    ],
+)
+def test_bad_fpn_channels_raise_before_anything_downloads(
+    kwargs: dict[str, object], match: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.hub
+
+    def no_download(*args: object, **kw: object) -> None:
+        raise AssertionError("a download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_download)
+    with pytest.raises(ConfigError, match=match):
+        build_retinanet(num_classes=1, **{"backbone": "resnet18_fpn", **SMALL, **kwargs})

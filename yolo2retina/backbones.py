@@ -22,7 +22,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from yolo2retina.errors import ConfigError
 from yolo2retina.weights import load_state_dict_matching, read_state_dict
 
-__all__ = ["BACKBONES", "build_backbone", "max_trainable_layers"]
+__all__ = ["BACKBONES", "FPN_CHANNELS", "build_backbone", "max_trainable_layers"]
 
 #: Backbone names accepted by :func:`~yolo2retina.model.build_retinanet`.
 BACKBONES = ("resnet50_fpn", "resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
@@ -30,7 +30,8 @@ BACKBONES = ("resnet50_fpn", "resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_la
 #: ``None``, ``"DEFAULT"`` (torchvision's weights, downloaded) or a local file.
 WeightsArg = str | os.PathLike[str] | None
 
-_FPN_CHANNELS = 256
+#: torchvision's FPN width (``fpn_channels``), the one its COCO detector weights have.
+FPN_CHANNELS = 256
 
 
 def check_weights_arg(value: WeightsArg, name: str) -> None:
@@ -56,7 +57,12 @@ def max_trainable_layers(backbone: str) -> int:
 
 
 def build_backbone(
-    name: str, weights_backbone: WeightsArg, *, frozen_bn: bool, trainable_layers: int
+    name: str,
+    weights_backbone: WeightsArg,
+    *,
+    frozen_bn: bool,
+    trainable_layers: int,
+    fpn_channels: int = FPN_CHANNELS,
 ) -> BackboneWithFPN:
     """The FPN backbone ``name`` (one of :data:`BACKBONES`), its early stages frozen.
 
@@ -65,14 +71,15 @@ def build_backbone(
         weights_backbone: ``None``, ``"DEFAULT"`` or a local classification state dict.
         frozen_bn: :class:`~torchvision.ops.misc.FrozenBatchNorm2d` instead of BatchNorm.
         trainable_layers: stages left trainable, counted from the top.
+        fpn_channels: channels of every FPN level (P3-P7), which the RetinaNet head keeps.
 
     Raises:
         ConfigError: an unknown name, or a weights file that does not fit.
     """
     if name == "mobilenet_v3_large_fpn":
-        return _mobilenet_backbone(weights_backbone, frozen_bn, trainable_layers)
+        return _mobilenet_backbone(weights_backbone, frozen_bn, trainable_layers, fpn_channels)
     if name in BACKBONES:
-        return _resnet_backbone(name, weights_backbone, frozen_bn, trainable_layers)
+        return _resnet_backbone(name, weights_backbone, frozen_bn, trainable_layers, fpn_channels)
     raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
 
 
@@ -97,7 +104,11 @@ def _freeze_resnet(body: nn.Module, trainable_layers: int) -> None:
 
 
 def _resnet_backbone(
-    name: str, weights_backbone: WeightsArg, frozen_bn: bool, trainable_layers: int
+    name: str,
+    weights_backbone: WeightsArg,
+    frozen_bn: bool,
+    trainable_layers: int,
+    fpn_channels: int,
 ) -> BackboneWithFPN:
     from torchvision.models import ResNet18_Weights, ResNet50_Weights, resnet18, resnet50
 
@@ -113,18 +124,18 @@ def _resnet_backbone(
         _load_backbone_file(net, weights_backbone)
     _freeze_resnet(net, trainable_layers)
     # v2 feeds C5 to P6 (as torchvision's retinanet_resnet50_fpn_v2); the others feed P5.
-    p6_in = c3_c5[-1] if name == "resnet50_fpn_v2" else _FPN_CHANNELS
+    p6_in = c3_c5[-1] if name == "resnet50_fpn_v2" else fpn_channels
     return BackboneWithFPN(
         net,
         return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
         in_channels_list=c3_c5,
-        out_channels=_FPN_CHANNELS,
-        extra_blocks=LastLevelP6P7(p6_in, _FPN_CHANNELS),
+        out_channels=fpn_channels,
+        extra_blocks=LastLevelP6P7(p6_in, fpn_channels),
     )
 
 
 def _mobilenet_backbone(
-    weights_backbone: WeightsArg, frozen_bn: bool, trainable_layers: int
+    weights_backbone: WeightsArg, frozen_bn: bool, trainable_layers: int, fpn_channels: int
 ) -> BackboneWithFPN:
     from torchvision.models import MobileNet_V3_Large_Weights, mobilenet_v3_large
 
@@ -155,6 +166,6 @@ def _mobilenet_backbone(
         features,
         return_layers={str(i): str(k) for k, i in enumerate(c3_c5)},
         in_channels_list=channels,
-        out_channels=_FPN_CHANNELS,
-        extra_blocks=LastLevelP6P7(_FPN_CHANNELS, _FPN_CHANNELS),
+        out_channels=fpn_channels,
+        extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels),
     )

@@ -23,9 +23,11 @@ from torchvision.models.detection.retinanet import RetinaNet, RetinaNetHead
 from yolo2retina.anchors import DEFAULT_RATIOS, DEFAULT_SIZES, NUM_LEVELS, AnchorFit, fit_anchors
 from yolo2retina.backbones import (
     BACKBONES,
+    FPN_CHANNELS,
     WeightsArg,
     build_backbone,
     check_weights_arg,
+    is_default,
     max_trainable_layers,
 )
 from yolo2retina.errors import ConfigError
@@ -58,6 +60,7 @@ class RetinaNetSpec:
     nms_thresh: float
     detections_per_img: int
     frozen_bn: bool
+    fpn_channels: int = FPN_CHANNELS
 
     def to_kwargs(self) -> dict[str, Any]:
         """:func:`~yolo2retina.model.build_retinanet` keyword arguments; plain Python values (lists, not tuples)."""
@@ -75,6 +78,7 @@ class RetinaNetSpec:
             "nms_thresh": float(self.nms_thresh),
             "detections_per_img": int(self.detections_per_img),
             "frozen_bn": self.frozen_bn,
+            "fpn_channels": int(self.fpn_channels),
         }
 
 
@@ -183,6 +187,21 @@ def _check_arguments(
         raise ConfigError(f"detections_per_img must be >= 1, got {detections_per_img}")
 
 
+def _check_fpn_channels(fpn_channels: int, backbone: str, weights: WeightsArg) -> None:
+    if isinstance(fpn_channels, bool) or not isinstance(fpn_channels, int) or fpn_channels < 1:
+        raise ConfigError(f"fpn_channels must be a positive integer, got {fpn_channels!r}")
+    if backbone == "resnet50_fpn_v2" and fpn_channels % 32:
+        raise ConfigError(
+            f"fpn_channels must be a multiple of 32 for resnet50_fpn_v2 (GroupNorm of 32 "
+            f"groups in its head), got {fpn_channels}"
+        )
+    if is_default(weights) and fpn_channels != FPN_CHANNELS:
+        raise ConfigError(
+            f"weights='DEFAULT' (torchvision's COCO detector) has {FPN_CHANNELS} FPN "
+            f"channels, got fpn_channels={fpn_channels}"
+        )
+
+
 def _trainable_layers(backbone: str, requested: int | None, pretrained: bool) -> int:
     max_layers = max_trainable_layers(backbone)
     layers = (3 if pretrained else max_layers) if requested is None else requested
@@ -209,6 +228,7 @@ def checked_spec(
     detections_per_img: int,
     dataset: Any,
     frozen_bn: bool | None,
+    fpn_channels: int = FPN_CHANNELS,
 ) -> tuple[RetinaNetSpec, AnchorFit | None]:
     """The spec that :func:`~yolo2retina.model.build_retinanet`'s arguments describe.
 
@@ -232,6 +252,7 @@ def checked_spec(
         nms_thresh,
         detections_per_img,
     )
+    _check_fpn_channels(fpn_channels, backbone, weights)
     pretrained = weights is not None or weights_backbone is not None
     layers = _trainable_layers(backbone, trainable_backbone_layers, pretrained)
     sizes, ratios, fit = _resolve_anchors(anchor_sizes, aspect_ratios, dataset, min_size, max_size)
@@ -247,6 +268,7 @@ def checked_spec(
         nms_thresh=float(nms_thresh),
         detections_per_img=int(detections_per_img),
         frozen_bn=pretrained if frozen_bn is None else frozen_bn,
+        fpn_channels=fpn_channels,
     )
     return spec, fit
 
@@ -277,6 +299,7 @@ def assemble(
         weights_backbone,
         frozen_bn=spec.frozen_bn,
         trainable_layers=spec.trainable_backbone_layers,
+        fpn_channels=spec.fpn_channels,
     )
     anchor_generator = AnchorGenerator(spec.anchor_sizes, spec.aspect_ratios)
     num_anchors = anchor_generator.num_anchors_per_location()[0]

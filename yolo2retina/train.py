@@ -3,7 +3,8 @@
 The parts live in modules with one job each; this module gathers their public names:
 
 * :mod:`yolo2retina.train_config`: :class:`TrainConfig` and the presets
-  (:data:`SCRATCH_CONFIG`, :data:`DEMO_DATA`, :data:`DEMO_MODEL`, :data:`DEMO_CONFIG`);
+  (:data:`SCRATCH_CONFIG`, :data:`SCRATCH_MODEL`, :data:`DEMO_DATA`, :data:`DEMO_MODEL`,
+  :data:`DEMO_CONFIG`);
 * :mod:`yolo2retina.checkpoint`: :class:`~yolo2retina.checkpoint.Checkpoint`, the file
   :func:`fit` writes (:func:`save_checkpoint` and :func:`load_checkpoint` here are its
   dict-in, dict-out form);
@@ -46,6 +47,7 @@ from yolo2retina.train_config import DEMO_CONFIG as DEMO_CONFIG
 from yolo2retina.train_config import DEMO_DATA as DEMO_DATA
 from yolo2retina.train_config import DEMO_MODEL as DEMO_MODEL
 from yolo2retina.train_config import SCRATCH_CONFIG as SCRATCH_CONFIG
+from yolo2retina.train_config import SCRATCH_MODEL as SCRATCH_MODEL
 from yolo2retina.train_config import TrainConfig as TrainConfig
 from yolo2retina.train_fit import CURVES_EVERY_S as CURVES_EVERY_S
 from yolo2retina.train_fit import FitResult as FitResult

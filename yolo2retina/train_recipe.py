@@ -16,6 +16,7 @@ from typing import Any, Literal
 import attrs
 from torch import nn
 
+from yolo2retina.backbones import FPN_CHANNELS
 from yolo2retina.checkpoint import Checkpoint
 from yolo2retina.run_folder import check_out_dir
 from yolo2retina.train_config import DEMO_DATA, TrainConfig
@@ -82,6 +83,7 @@ def prepare_training(
     format: str = "auto",
     backbone: str = "resnet50_fpn",
     img_size: int = 800,
+    fpn_channels: int = FPN_CHANNELS,
     weights: str | None = None,
     weights_backbone: str | None = None,
     anchors: Literal["auto", "default"] = "auto",
@@ -116,8 +118,8 @@ def prepare_training(
         check_class_names(config.resume or "", resume.class_names, train_ds.class_names)
     seed_everything(config.seed)  # the initial weights (and anchor fit) repeat with the seed
     model = _build_model(
-        resume, train_ds, backbone=backbone, img_size=img_size, weights=weights,
-        weights_backbone=weights_backbone, anchors=anchors,
+        resume, train_ds, backbone=backbone, img_size=img_size, fpn_channels=fpn_channels,
+        weights=weights, weights_backbone=weights_backbone, anchors=anchors,
     )  # fmt: skip
     if aug.sets_scale:
         set_train_resize(model, False)  # the augmentation resizes, jitters and crops
@@ -191,6 +193,7 @@ def _build_model(
     *,
     backbone: str,
     img_size: int,
+    fpn_channels: int,
     weights: str | None,
     weights_backbone: str | None,
     anchors: Literal["auto", "default"],
@@ -205,6 +208,7 @@ def _build_model(
     model = build_retinanet(
         num_classes=len(train.class_names),
         backbone=backbone,
+        fpn_channels=fpn_channels,
         weights=weights,
         weights_backbone=weights_backbone,
         min_size=img_size,
@@ -222,6 +226,7 @@ def run_training(
     format: str = "auto",
     backbone: str = "resnet50_fpn",
     img_size: int = 800,
+    fpn_channels: int = FPN_CHANNELS,
     weights: str | None = None,
     weights_backbone: str | None = None,
     anchors: Literal["auto", "default"] = "auto",
@@ -251,6 +256,7 @@ def run_training(
         format: dataset format, ``"auto"`` to detect it.
         backbone: see :func:`yolo2retina.model.build_retinanet`.
         img_size: the longer image side the model sees (``min_size = max_size = img_size``).
+        fpn_channels: the FPN and head width (see :func:`yolo2retina.model.build_retinanet`).
         weights: ``None``, ``"DEFAULT"`` (downloads COCO weights) or a checkpoint path.
         weights_backbone: ``None``, ``"DEFAULT"`` (downloads ImageNet weights) or a path.
         anchors: ``"auto"`` fits anchor sizes to the training boxes (the coverage figures are
@@ -271,6 +277,7 @@ def run_training(
         format=format,
         backbone=backbone,
         img_size=img_size,
+        fpn_channels=fpn_channels,
         weights=weights,
         weights_backbone=weights_backbone,
         anchors=anchors,

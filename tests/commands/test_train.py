@@ -205,14 +205,54 @@ def test_cli_augment_crop_and_loss_norm_reach_the_checkpoint(
     assert "augment: strong at 64 px, 48 px crops" in out
 
 
+def test_cli_from_scratch_uses_the_scratch_model_and_crops(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --weights or --backbone the CLI builds SCRATCH_MODEL (resnet18_fpn, 128-channel
+    FPN) and trains on SCRATCH_CONFIG's 512 px crops, and the recipe line names both;
+    --fpn-channels and --crop-size 0 (whole images) override them. Relative paths."""
+    from yolo2retina.train import SCRATCH_CONFIG, SCRATCH_MODEL
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(board.parent)
+    tiny = [a for a in TINY if a not in ("--backbone", "resnet18_fpn")]
+    assert main(["train", "--data", f"data/{board.name}", *tiny, "--out", "run"]) == 0
+    state = load_checkpoint(Path("run/last.pt"))
+    assert state["model_args"]["backbone"] == SCRATCH_MODEL["backbone"] == "resnet18_fpn"
+    assert state["model_args"]["fpn_channels"] == SCRATCH_MODEL["fpn_channels"] == 128
+    assert state["config"]["crop_size"] == SCRATCH_CONFIG["crop_size"] == 512
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("no pretrained"))
+    assert f"resnet18_fpn (128-channel FPN) at {SIZE} px, adamw lr 0.001" in line
+    assert "512 px crops" in line
+
+    argv = ["train", "--data", f"data/{board.name}", *tiny, "--out", "run2"]
+    assert main([*argv, "--fpn-channels", "64", "--crop-size", "0"]) == 0
+    state = load_checkpoint(Path("run2/last.pt"))
+    assert state["model_args"]["fpn_channels"] == 64 and state["config"]["crop_size"] is None
+    assert "crops" not in capsys.readouterr().out.split("no pretrained")[1].splitlines()[0]
+
+
+def test_cli_refuses_narrow_fpn_with_coco_weights_in_one_line(
+    board: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--weights DEFAULT with --fpn-channels 128 fails before any download, in one line."""
+    argv = ["train", "--data", str(board), *TINY, "--out", str(tmp_path / "run")]
+    assert main([*argv, "--weights", "DEFAULT", "--fpn-channels", "128"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fpn_channels=128" in err
+
+
 def test_recipe_line_of_the_defaults_is_the_documented_one() -> None:
     """With the from-scratch defaults the line gives the recipe's reason, word for word as
     docs/training.md shows it; with ImageNet backbone weights it does not say 'from scratch'."""
     from yolo2retina.commands.train import _recipe_line
-    from yolo2retina.train import SCRATCH_CONFIG
+    from yolo2retina.train import SCRATCH_CONFIG, SCRATCH_MODEL
 
-    line = _recipe_line(TrainConfig(**SCRATCH_CONFIG), SCRATCH_CONFIG, None, demo=False)
-    assert line.startswith("no pretrained weights: training from scratch with adamw lr 0.001")
+    model = {**SCRATCH_MODEL, "img_size": 800}
+    line = _recipe_line(
+        TrainConfig(**SCRATCH_CONFIG), SCRATCH_CONFIG, None, demo=False, model=model
+    )
+    assert line.startswith("no pretrained weights: training from scratch with resnet18_fpn")
     docs = Path(__file__).resolve().parents[2] / "docs" / "training.md"
     assert line in docs.read_text(encoding="utf-8")
     backbone = _recipe_line(TrainConfig(**SCRATCH_CONFIG), SCRATCH_CONFIG, "DEFAULT", demo=False)
