@@ -13,9 +13,10 @@ Recipes (``--recipes``, comma-separated):
 * ``tiles``: AdamW lr 1e-3, warmup 50 (``yolo2retina.train.SCRATCH_CONFIG``'s optimizer)
   with the default augmentation, on whole tiles at 1024 px (the tiles' size).
 * ``crop``: ``tiles`` trained on 512 px crops (``--crop-size 512``; half of ``--img-size``).
-* ``default``: ``crop`` with a 128-channel FPN and head (``--fpn-channels 128``): what
-  ``yolo2retina train`` uses from random weights.
-* ``batchnorm-loss``: ``default`` with the batch loss normaliser (``--loss-norm batch``).
+* ``default``: ``crop`` with a 128-channel FPN and head (``--fpn-channels 128``) and the
+  batch loss normaliser (``--loss-norm batch``): what ``yolo2retina train`` uses from
+  random weights (``SCRATCH_CONFIG`` and ``SCRATCH_MODEL``).
+* ``torchvision-loss``: ``default`` with torchvision's per-image loss normaliser.
 * ``yolov8n``: Ultralytics YOLOv8n from ``yolov8n.yaml`` (random weights, nothing downloaded)
   with its own default augmentation, under the same budget (its ``time=`` setting), scored
   with ``coco_map`` on the same val images. Only when ``ultralytics`` is importable (it is
@@ -85,10 +86,16 @@ class Recipe:
 
 
 def recipes() -> dict[str, Recipe]:
-    """The RetinaNet recipes by name (``yolov8n`` is handled apart)."""
-    from yolo2retina.train_config import SCRATCH_CONFIG
+    """The RetinaNet recipes by name (``yolov8n`` is handled apart).
 
-    scratch = {**SCRATCH_CONFIG, "augment": "default"}
+    ``default`` is built from ``SCRATCH_CONFIG`` and ``SCRATCH_MODEL``, so that it is always
+    what ``yolo2retina train`` runs from random weights.
+    """
+    from yolo2retina.train_config import SCRATCH_CONFIG, SCRATCH_MODEL
+
+    default = {**SCRATCH_CONFIG, "augment": "default"}
+    whole = {k: v for k, v in default.items() if k not in ("crop_size", "loss_norm")}
+    narrow = int(SCRATCH_MODEL["fpn_channels"])
     return {
         "baseline": Recipe(
             "the CLI before issue 14: SGD lr 0.01, no warmup, horizontal flips, 800 px",
@@ -97,27 +104,25 @@ def recipes() -> dict[str, Recipe]:
             hflip_only=True,
         ),
         "tiles": Recipe(
-            "AdamW lr 1e-3, warmup 50, augment default, whole 1024 px tiles", dict(scratch), 1024
+            "AdamW lr 1e-3, warmup 50, augment default, whole 1024 px tiles", whole, 1024
         ),
         "crop": Recipe(
             "tiles on crops of half the image size (512 px at 1024)",
-            dict(scratch),
+            whole,
             1024,
             crop_fraction=0.5,
         ),
         "default": Recipe(
-            "crop with a 128-channel FPN and head (the from-scratch default)",
-            dict(scratch),
+            f"the from-scratch default: crop with a {narrow}-channel FPN and head",
+            default,
             1024,
-            crop_fraction=0.5,
-            fpn_channels=128,
+            fpn_channels=narrow,
         ),
-        "batchnorm-loss": Recipe(
-            "default with the batch loss normaliser",
-            {**scratch, "loss_norm": "batch"},
+        "torchvision-loss": Recipe(
+            "default with torchvision's per-image loss normaliser",
+            {**default, "loss_norm": "torchvision"},
             1024,
-            crop_fraction=0.5,
-            fpn_channels=128,
+            fpn_channels=narrow,
         ),
     }
 

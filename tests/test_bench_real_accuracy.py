@@ -85,7 +85,7 @@ def test_real_accuracy_bench_refuses_unknown_recipes() -> None:
         timeout=60,
     )
     assert proc.returncode == 2
-    assert "unknown recipe(s) fastest" in proc.stderr and "batchnorm-loss" in proc.stderr
+    assert "unknown recipe(s) fastest" in proc.stderr and "torchvision-loss" in proc.stderr
 
 
 def _report(recipe: str, map50: float, threads: int) -> dict[str, object]:

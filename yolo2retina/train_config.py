@@ -255,6 +255,7 @@ SCRATCH_CONFIG: dict[str, Any] = {
     "weight_decay": 0.05,
     "warmup_iters": 50,
     "crop_size": 512,  # native-scale crops: ~3x cheaper steps than whole 1024 px tiles
+    "loss_norm": "batch",  # crops without mites made torchvision's per-image loss spike
 }
 
 #: The model ``yolo2retina train`` builds from random weights (no ``--weights``), unless

@@ -342,7 +342,8 @@ def _recipe_line(
         why = (
             f"{'the demo' if demo else 'the from-scratch'} recipe: a warmed-up AdamW is steadier "
             "than SGD at lr 0.01 from random weights, a few dozen images need augmentation, "
-            "and small crops and a narrow head buy more steps per CPU-minute"
+            "small crops and a narrow head buy more steps per CPU-minute, and the batch loss "
+            "normaliser keeps crops without objects from making loss spikes"
         )
     else:
         default = f"{recipe['optimizer']} lr {recipe['lr']:g}, warmup {recipe['warmup_iters']}"
