@@ -325,12 +325,10 @@ def _recipe_config(recipe: Recipe, img_size: int, out_dir: Path, args: argparse.
     settings = dict(recipe.settings)
     if recipe.crop_fraction is not None:
         settings["crop_size"] = max(1, round(img_size * recipe.crop_fraction))
+    fixed = {"batch_size": args.batch_size, "num_workers": args.workers, "seed": args.seed}
     return TrainConfig(
-        **settings,
+        **{**settings, **fixed},  # --batch-size wins over SCRATCH_CONFIG's
         epochs=1,
-        batch_size=args.batch_size,
-        num_workers=args.workers,
-        seed=args.seed,
         device=args.device,
         metric="map50",
         out_dir=out_dir,

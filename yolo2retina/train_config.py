@@ -254,6 +254,7 @@ SCRATCH_CONFIG: dict[str, Any] = {
     "lr": 1e-3,
     "weight_decay": 0.05,
     "warmup_iters": 50,
+    "batch_size": 2,  # what bench/real_accuracy.py measured (TrainConfig's default is 4)
     "crop_size": 512,  # native-scale crops: ~3x cheaper steps than whole 1024 px tiles
     "loss_norm": "batch",  # crops without mites made torchvision's per-image loss spike
 }

@@ -209,18 +209,22 @@ def test_cli_from_scratch_uses_the_scratch_model_and_crops(
     board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without --weights or --backbone the CLI builds SCRATCH_MODEL (resnet18_fpn, 128-channel
-    FPN) and trains on SCRATCH_CONFIG's 512 px crops, and the recipe line names both;
+    FPN) and trains with SCRATCH_CONFIG (512 px crops, batches of 2, the batch loss
+    normaliser), and the recipe line names the model and the crops;
     --fpn-channels and --crop-size 0 (whole images) override them. Relative paths."""
     from yolo2retina.train import SCRATCH_CONFIG, SCRATCH_MODEL
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").symlink_to(board.parent)
-    tiny = [a for a in TINY if a not in ("--backbone", "resnet18_fpn")]
+    i = TINY.index("--batch-size")
+    tiny = [a for a in TINY[:i] + TINY[i + 2 :] if a not in ("--backbone", "resnet18_fpn")]
     assert main(["train", "--data", f"data/{board.name}", *tiny, "--out", "run"]) == 0
     state = load_checkpoint(Path("run/last.pt"))
     assert state["model_args"]["backbone"] == SCRATCH_MODEL["backbone"] == "resnet18_fpn"
     assert state["model_args"]["fpn_channels"] == SCRATCH_MODEL["fpn_channels"] == 128
     assert state["config"]["crop_size"] == SCRATCH_CONFIG["crop_size"] == 512
+    assert state["config"]["batch_size"] == SCRATCH_CONFIG["batch_size"] == 2
+    assert state["config"]["loss_norm"] == SCRATCH_CONFIG["loss_norm"] == "batch"
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("no pretrained"))
     assert f"resnet18_fpn (128-channel FPN) at {SIZE} px, adamw lr 0.001" in line
     assert "512 px crops" in line
