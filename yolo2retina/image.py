@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from yolo2retina.errors import ConfigError, ImageReadError
+from yolo2retina.image_header import header_hw
 
 if TYPE_CHECKING:  # torch loads in image_to_tensor: reading sizes and decoding need none
     from torchvision import tv_tensors
@@ -60,14 +61,7 @@ def _open(path: str | os.PathLike[str]) -> Image.Image:
     than twice ``PIL.Image.MAX_IMAGE_PIXELS`` pixels) is refused here too; its
     ``DecompressionBombWarning`` (between one and two times the limit) stays a warning.
     """
-    try:
-        mode = os.stat(path).st_mode
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: image file not found") from None
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
-        raise ImageReadError(f"{path}: cannot read image: {e}") from None
-    if not stat.S_ISREG(mode):
-        raise ImageReadError(f"{path}: not a regular file (a folder, FIFO or device); not opened")
+    _check_regular(path)
     try:
         return Image.open(path)
     except FileNotFoundError:
@@ -78,6 +72,18 @@ def _open(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageReadError(f"{path}: {_bomb_message(e)}") from None
     except OSError as e:
         raise ImageReadError(f"{path}: cannot read image: {e}") from None
+
+
+def _check_regular(path: str | os.PathLike[str]) -> None:
+    """Refuse a missing file, a folder, FIFO or device before it is opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file not found") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the name
+        raise ImageReadError(f"{path}: cannot read image: {e}") from None
+    if not stat.S_ISREG(mode):
+        raise ImageReadError(f"{path}: not a regular file (a folder, FIFO or device); not opened")
 
 
 def _bomb_message(e: Exception) -> str:
@@ -137,6 +143,10 @@ def read_image_hw(path: str | os.PathLike[str]) -> tuple[int, int]:
         ImageReadError: missing, not a regular file, unreadable, not an image, or larger
             than Pillow's decompression-bomb limit.
     """
+    _check_regular(path)
+    hw = header_hw(path)
+    if hw is not None:
+        return hw
     with _open(path) as img:
         w, h = img.size
         if exif_orientation(img) in (5, 6, 7, 8) and not _header_is_upright(img):
