@@ -130,8 +130,18 @@ def test_the_graph_sees_function_level_and_relative_imports(tmp_path: Path) -> N
 
 #: The data path, bottom up: a module imports only modules of its own layer or below.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    # 0: values and files
-    ("errors", "boxes", "target", "annotations", "image", "atomic", "device", "outputs"),
+    # 0: values and files (choices: the names a setting may take, torch-free for the CLI)
+    (
+        "errors",
+        "boxes",
+        "target",
+        "annotations",
+        "image",
+        "atomic",
+        "device",
+        "outputs",
+        "choices",
+    ),
     # 1: annotations on disk and the torch-free tools over them (metric, figures)
     (
         "formats",

@@ -106,7 +106,8 @@ class PolicySpec:
 
 
 #: Every augmentation policy by name. :func:`augmentation` builds them; docs/augmentation.md
-#: lists them (:func:`policy_table`).
+#: lists them (:func:`policy_table`). The names, in this order, are
+#: :data:`yolo2retina.choices.AUGMENT_POLICIES` (torch-free, for the CLI's choices).
 POLICIES: dict[str, PolicySpec] = {
     "none": PolicySpec(name="none", summary="no augmentation"),
     "light": PolicySpec(

@@ -12,20 +12,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from functools import partial
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from torch import nn
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from yolo2retina.choices import BACKBONES as BACKBONES
 from yolo2retina.errors import ConfigError
 from yolo2retina.weights import load_state_dict_matching, read_state_dict
 
 __all__ = ["BACKBONES", "FPN_CHANNELS", "build_backbone", "max_trainable_layers"]
-
-#: Backbone names accepted by :func:`~yolo2retina.model.build_retinanet`.
-BACKBONES = ("resnet50_fpn", "resnet50_fpn_v2", "resnet18_fpn", "mobilenet_v3_large_fpn")
 
 #: ``None``, ``"DEFAULT"`` (torchvision's weights, downloaded) or a local file.
 WeightsArg = str | os.PathLike[str] | None
@@ -76,11 +74,10 @@ def build_backbone(
     Raises:
         ConfigError: an unknown name, or a weights file that does not fit.
     """
-    if name == "mobilenet_v3_large_fpn":
-        return _mobilenet_backbone(weights_backbone, frozen_bn, trainable_layers, fpn_channels)
-    if name in BACKBONES:
-        return _resnet_backbone(name, weights_backbone, frozen_bn, trainable_layers, fpn_channels)
-    raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise ConfigError(f"unknown backbone '{name}'; available: {', '.join(BACKBONES)}")
+    return builder(weights_backbone, frozen_bn, trainable_layers, fpn_channels)
 
 
 def _load_backbone_file(net: nn.Module, path: str | os.PathLike[str]) -> None:
@@ -104,17 +101,19 @@ def _freeze_resnet(body: nn.Module, trainable_layers: int) -> None:
 
 
 def _resnet_backbone(
-    name: str,
     weights_backbone: WeightsArg,
     frozen_bn: bool,
     trainable_layers: int,
     fpn_channels: int,
+    *,
+    depth: Literal[18, 50],
+    c5_to_p6: bool = False,
 ) -> BackboneWithFPN:
     from torchvision.models import ResNet18_Weights, ResNet50_Weights, resnet18, resnet50
 
     norm_layer: Callable[..., nn.Module] = FrozenBatchNorm2d if frozen_bn else nn.BatchNorm2d
     default = is_default(weights_backbone)
-    if name == "resnet18_fpn":
+    if depth == 18:
         net = resnet18(weights=ResNet18_Weights.DEFAULT if default else None, norm_layer=norm_layer)
         c3_c5 = [128, 256, 512]
     else:
@@ -124,7 +123,7 @@ def _resnet_backbone(
         _load_backbone_file(net, weights_backbone)
     _freeze_resnet(net, trainable_layers)
     # v2 feeds C5 to P6 (as torchvision's retinanet_resnet50_fpn_v2); the others feed P5.
-    p6_in = c3_c5[-1] if name == "resnet50_fpn_v2" else fpn_channels
+    p6_in = c3_c5[-1] if c5_to_p6 else fpn_channels
     return BackboneWithFPN(
         net,
         return_layers={"layer2": "0", "layer3": "1", "layer4": "2"},
@@ -169,3 +168,15 @@ def _mobilenet_backbone(
         out_channels=fpn_channels,
         extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels),
     )
+
+
+#: A backbone builder: ``(weights_backbone, frozen_bn, trainable_layers, fpn_channels)``.
+_Builder = Callable[[WeightsArg, bool, int, int], BackboneWithFPN]
+
+#: The builder of each name in :data:`BACKBONES` (a test checks that the keys are the names).
+_BUILDERS: dict[str, _Builder] = {
+    "resnet50_fpn": partial(_resnet_backbone, depth=50),
+    "resnet50_fpn_v2": partial(_resnet_backbone, depth=50, c5_to_p6=True),
+    "resnet18_fpn": partial(_resnet_backbone, depth=18),
+    "mobilenet_v3_large_fpn": _mobilenet_backbone,
+}

@@ -45,6 +45,7 @@ from torchvision.ops import (
     sigmoid_focal_loss,
 )
 
+from yolo2retina.choices import LOSS_NORMS as LOSS_NORMS
 from yolo2retina.errors import ConfigError
 
 __all__ = [
@@ -54,10 +55,6 @@ __all__ = [
     "loss_normalisation",
     "remove_batch_normalized_loss",
 ]
-
-#: The loss normalisations: ``"torchvision"`` (each image by its own foreground count, then
-#: the mean over images) and ``"batch"`` (:class:`BatchNormalizedLoss`).
-LOSS_NORMS = ("torchvision", "batch")
 
 #: Box loss types of torchvision's RetinaNet regression head (``_loss_type``).
 _BOX_LOSSES = ("l1", "smooth_l1", "giou", "ciou", "diou")

@@ -15,13 +15,25 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 import attrs
 
-from yolo2retina.augment import POLICIES
+from yolo2retina.choices import (
+    AMP_MODES,
+    AUGMENT_POLICIES,
+    LOSS_NORMS,
+    METRICS,
+    OPTIMIZERS,
+    SCHEDULES,
+    Amp,
+    AugmentPolicy,
+    LossNorm,
+    Metric,
+    Optimizer,
+    Schedule,
+)
 from yolo2retina.errors import ConfigError
-from yolo2retina.losses import LOSS_NORMS
 
 __all__ = [
     "DEMO_CONFIG",
@@ -31,23 +43,6 @@ __all__ = [
     "SCRATCH_MODEL",
     "TrainConfig",
 ]
-
-Optimizer = Literal["sgd", "adamw"]
-
-
-Schedule = Literal["cosine", "multistep"]
-
-
-Amp = Literal["auto", "bf16", "fp16", "off"]
-
-
-Metric = Literal["map50", "map", "map75", "val_loss"]
-
-
-AugmentPolicy = Literal["none", "light", "default", "strong"]
-
-
-LossNorm = Literal["torchvision", "batch"]
 
 
 def _one_of(*choices: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
@@ -149,32 +144,30 @@ class TrainConfig:
     epochs: int = attrs.field(default=12, validator=_at_least(1))
     batch_size: int = attrs.field(default=4, validator=_at_least(1))
     lr: float = attrs.field(default=0.01, validator=_at_least(0.0, strict=True))
-    optimizer: Optimizer = attrs.field(default="sgd", validator=_one_of("sgd", "adamw"))
+    optimizer: Optimizer = attrs.field(default="sgd", validator=_one_of(*OPTIMIZERS))
     momentum: float = attrs.field(default=0.9, validator=_at_least(0.0))
     weight_decay: float = attrs.field(default=1e-4, validator=_at_least(0.0))
     warmup_iters: int = attrs.field(default=0, validator=_at_least(0))
     warmup_epochs: float = attrs.field(default=0.0, validator=_at_least(0.0))
     warmup_factor: float = attrs.field(default=0.001, validator=_at_least(0.0, strict=True))
-    schedule: Schedule = attrs.field(default="cosine", validator=_one_of("cosine", "multistep"))
+    schedule: Schedule = attrs.field(default="cosine", validator=_one_of(*SCHEDULES))
     milestones: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
     gamma: float = attrs.field(default=0.1, validator=_at_least(0.0, strict=True))
     min_lr_ratio: float = attrs.field(default=0.01, validator=_at_least(0.0))
     grad_clip: float | None = attrs.field(default=10.0, validator=_at_least(0.0, strict=True))
     accumulate: int = attrs.field(default=1, validator=_at_least(1))
-    amp: Amp = attrs.field(default="auto", validator=_one_of("auto", "bf16", "fp16", "off"))
+    amp: Amp = attrs.field(default="auto", validator=_one_of(*AMP_MODES))
     device: str = attrs.field(default="auto", validator=_check_device)
     seed: int = attrs.field(default=0, validator=_at_least(0))
     num_workers: int = attrs.field(default=2, validator=_at_least(0))
     val_every: int = attrs.field(default=1, validator=_at_least(1))
-    metric: Metric = attrs.field(
-        default="map50", validator=_one_of("map50", "map", "map75", "val_loss")
-    )
+    metric: Metric = attrs.field(default="map50", validator=_one_of(*METRICS))
     patience: int | None = attrs.field(default=None, validator=_at_least(1))
     out_dir: str = attrs.field(default="runs/train", converter=_path_str)
     resume: str | None = attrs.field(default=None, converter=_optional_str)
     overwrite: bool = False
     progress: bool = True
-    augment: AugmentPolicy = attrs.field(default="default", validator=_one_of(*POLICIES))
+    augment: AugmentPolicy = attrs.field(default="default", validator=_one_of(*AUGMENT_POLICIES))
     crop_size: int | None = attrs.field(default=None, validator=_at_least(1))
     loss_norm: LossNorm = attrs.field(default="torchvision", validator=_one_of(*LOSS_NORMS))
 
