@@ -118,9 +118,11 @@ def test_model_side_names_still_resolve_and_then_load_torch(tmp_path: Path) -> N
 def test_data_only_cli_commands_load_no_torch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``check``, ``stats``, ``convert``, ``formats`` and every ``--help`` but train's.
+    """``check``, ``stats``, ``convert``, ``formats``, ``info`` and every ``--help``.
 
-    The CLI used to build every subcommand's options first, and ``train``'s import torch.
+    The CLI used to build every subcommand's options first, and ``train``'s import torch
+    (for its choices, until they moved to :mod:`yolo2retina.choices`); ``info`` loaded a
+    torch ``Dataset`` to print the load report of the annotations.
     """
     monkeypatch.chdir(tmp_path)
     _tiny_datasets(tmp_path)
@@ -131,7 +133,8 @@ def test_data_only_cli_commands_load_no_torch(
         runs = [["--help"], ["--version"], ["formats"], ["check", "yolo/data.yaml"],
                 ["stats", "coco/ann.json"], ["convert", "yolo/data.yaml", "out", "--to", "voc"],
                 ["split", "--help"], ["info", "--help"], ["evaluate", "--help"],
-                ["predict", "--help"], ["bogus"]]
+                ["predict", "--help"], ["train", "--help"], ["info", "yolo/data.yaml"],
+                ["bogus"]]
         for argv in runs:
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 rc = main(argv)
@@ -150,8 +153,25 @@ def test_data_only_cli_commands_load_no_torch(
         "info 0 []",
         "evaluate 0 []",
         "predict 0 []",
+        "train 0 []",
+        "info 0 []",
         "bogus 2 []",
     ]
+
+
+def test_train_config_and_the_choices_load_no_torch(tmp_path: Path) -> None:
+    """The settings and their names are plain values: ``TrainConfig`` used to import the
+    augmentation and loss modules (torch) for the policy and loss-norm names."""
+    out = _run(
+        """
+        from yolo2retina.choices import BACKBONES
+        from yolo2retina.train_config import SCRATCH_MODEL, TrainConfig
+        print(TrainConfig(augment="light").augment, SCRATCH_MODEL["backbone"] in BACKBONES)
+        print(heavy())
+        """,
+        tmp_path,
+    )
+    assert out == ["light True", "[]"]
 
 
 def test_cli_options_of_the_command_run_are_all_there(

@@ -22,12 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the load report of one split."""
     from yolo2retina.commands import dataset_format, reader_options
-    from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.formats import load_annotations  # torch-free, unlike a Dataset
 
     fmt = dataset_format(args.source, args.format)
-    ds = DetectionDataset.from_path(
-        args.source, format=fmt, split=args.split, **reader_options(args, fmt)
-    )
-    print(ds.report)
-    print(f"classes: {', '.join(ds.class_names)}")
+    ann = load_annotations(args.source, format=fmt, split=args.split, **reader_options(args, fmt))
+    print(ann.report)
+    print(f"classes: {', '.join(ann.class_names)}")
     return 0

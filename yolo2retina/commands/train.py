@@ -6,6 +6,16 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+# The choices are plain names: ``--help`` must not import torch to list them.
+from yolo2retina.choices import (
+    AMP_MODES,
+    AUGMENT_POLICIES,
+    BACKBONES,
+    LOSS_NORMS,
+    METRICS,
+    OPTIMIZERS,
+)
+
 if TYPE_CHECKING:
     from yolo2retina.train import FitResult, TrainConfig
 
@@ -55,8 +65,6 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _model_arguments(p: argparse.ArgumentParser) -> None:
-    from yolo2retina.model import BACKBONES
-
     p.add_argument(
         "--backbone",
         choices=BACKBONES,
@@ -141,19 +149,16 @@ def _optimizer_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--optimizer",
-        choices=("sgd", "adamw"),
+        choices=OPTIMIZERS,
         default=None,
         help="optimizer (default: adamw from random weights, sgd with --weights)",
     )
 
 
 def _augment_arguments(p: argparse.ArgumentParser) -> None:
-    from yolo2retina.augment import POLICIES
-    from yolo2retina.losses import LOSS_NORMS
-
     p.add_argument(
         "--augment",
-        choices=tuple(POLICIES),
+        choices=AUGMENT_POLICIES,
         default=None,
         help="training augmentation: none; light = flips and quarter turns; default = light "
         "plus scale jitter, colour jitter and crops; strong = wider ranges "
@@ -184,13 +189,13 @@ def _augment_arguments(p: argparse.ArgumentParser) -> None:
 def _precision_and_stopping_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--amp",
-        choices=("auto", "bf16", "fp16", "off"),
+        choices=AMP_MODES,
         default="auto",
         help="mixed precision on CUDA (default: auto = bf16 where supported, else fp16)",
     )
     p.add_argument(
         "--metric",
-        choices=("map50", "map", "map75", "val_loss"),
+        choices=METRICS,
         default="map50",
         help="validation metric that picks best.pt (default: map50)",
     )
