@@ -137,6 +137,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "target",
         "annotations",
         "image",
+        "image_header",
         "atomic",
         "device",
         "outputs",
