@@ -125,3 +125,24 @@ def test_builder_options_after_the_data_are_keyword_only() -> None:
         b.build(["p"], None, [5])  # type: ignore[call-arg]
     a = b.build(["p"], None, category_ids=[5])
     assert a.image_ids.tolist() == [7] and a.category_ids == (5,)
+
+
+def test_add_images_equals_add_one_by_one_and_names_a_bad_image() -> None:
+    from yolo2retina.annotations import AnnotationsBuilder
+    from yolo2retina.errors import AnnotationError
+
+    boxes = [np.array([[0, 0, 2, 2]], np.float32), np.zeros((0, 4), np.float32)]
+    boxes.append(np.array([[1, 1, 3, 3], [0, 0, 1, 1]], np.float32))
+    labels = [np.array([0]), np.zeros(0, np.int64), np.array([1, 0])]
+    hws = [(10, 20), (5, 5), (7, 8)]
+    one, many = AnnotationsBuilder(), AnnotationsBuilder()
+    for k, (b, lab, hw) in enumerate(zip(boxes, labels, hws, strict=True)):
+        one.add(f"i{k}.jpg", hw, b, lab, image_id=None if k != 1 else 40)
+    many.add_images(["i0.jpg", "i1.jpg", "i2.jpg"], hws, boxes, labels, image_ids=[None, 40, None])
+    a, b = one.build(["x", "y"]), many.build(["x", "y"])
+    for field in ("paths", "image_hw_array", "offsets", "boxes", "labels", "flags", "image_ids"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    bad = AnnotationsBuilder()
+    boxes[2] = np.array([[1, 1, 3, 3], [5, 0, 1, 1]], np.float32)
+    with pytest.raises(AnnotationError, match=r"i2\.jpg.*box 1"):
+        bad.add_images(["i0.jpg", "i1.jpg", "i2.jpg"], hws, boxes, labels)

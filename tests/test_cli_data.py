@@ -387,7 +387,7 @@ def test_no_cache_writes_no_cache_and_the_cache_prints_the_same(
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("a label file was read: the cache was not used")
 
-    monkeypatch.setattr("yolo2retina.formats.yolo.parse_label_file", fail)
+    monkeypatch.setattr("yolo2retina.formats.yolo.read_label_text", fail)
     assert run(out="o3") == plain
 
 

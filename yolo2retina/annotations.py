@@ -308,6 +308,54 @@ class AnnotationsBuilder:
         self._flags.append(f)
         self._counts.append(len(lab))
 
+    def add_images(
+        self,
+        paths: Sequence[str],
+        image_hws: Sequence[tuple[int, int]],
+        boxes: Sequence[npt.NDArray[np.float32]],
+        labels: Sequence[npt.NDArray[np.int64]],
+        *,
+        image_ids: Sequence[int | None] | None = None,
+    ) -> None:
+        """Append many images at once: :meth:`add` for each, with one check for all boxes.
+
+        Args:
+            paths: the image files.
+            image_hws: ``(height, width)`` of each.
+            boxes: ``(n_i, 4) float32`` XYXY boxes of each image.
+            labels: ``(n_i,) int64`` labels of each image.
+            image_ids: each image's id (``None``: its position, as in :meth:`add`).
+
+        Raises:
+            AnnotationError: as :meth:`add`, naming the image of the first bad box.
+        """
+        counts = [len(lab) for lab in labels]
+        if not (len(paths) == len(image_hws) == len(boxes) == len(labels)):
+            raise ValueError("add_images: paths, image_hws, boxes and labels differ in length")
+        b = (
+            np.concatenate(boxes).astype(np.float32, copy=False).reshape(-1, 4)
+            if boxes
+            else np.zeros((0, 4), np.float32)
+        )
+        if len(b) != sum(counts):
+            raise ValueError("add_images: boxes and labels differ in length")
+        ok = np.isfinite(b).all(axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+        if not ok.all():
+            first = int(np.flatnonzero(~ok)[0])
+            i = int(np.searchsorted(np.cumsum(counts), first, side="right"))
+            self.add(paths[i], image_hws[i], boxes[i], labels[i])  # raises, naming it
+        base = len(self.paths)
+        ids = image_ids if image_ids is not None else [None] * len(paths)
+        self.ids.extend(base + k if v is None else int(v) for k, v in enumerate(ids))
+        self.paths.extend(map(str, paths))
+        self.hws.extend((int(h), int(w)) for h, w in image_hws)
+        self._boxes.append(b)
+        self._labels.append(
+            np.concatenate(labels).astype(np.int64, copy=False) if labels else np.zeros(0, np.int64)
+        )
+        self._flags.append(np.zeros(len(b), np.uint8))
+        self._counts.extend(counts)
+
     def build(
         self,
         class_names: Sequence[str],

@@ -107,7 +107,7 @@ def test_yolo_cached_load_equals_the_first(
     assert len(entries(cache_dir)) == 1
     uncached = read_yolo(y, "train", cache=False)
     forbid(monkeypatch, "yolo2retina.formats.yolo.read_image_hw")
-    forbid(monkeypatch, "yolo2retina.formats.yolo.parse_label_file")
+    forbid(monkeypatch, "yolo2retina.formats.yolo.read_label_text")
     cached = read_yolo(y, "train")
     assert_same(cached, first)
     assert_same(cached, uncached)

@@ -30,6 +30,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from yolo2retina.annotations import Annotations, AnnotationsBuilder, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
@@ -50,7 +51,7 @@ from yolo2retina.formats.data_yaml import DataYaml as DataYaml
 from yolo2retina.formats.data_yaml import load_data_yaml as load_data_yaml
 from yolo2retina.formats.yolo_ids import read_sidecar_ids
 from yolo2retina.formats.yolo_labels import CLIP_TOLERANCE as CLIP_TOLERANCE
-from yolo2retina.formats.yolo_labels import parse_label_file
+from yolo2retina.formats.yolo_labels import parse_clean_texts, parse_label_text, read_label_text
 from yolo2retina.formats.yolo_layout import (
     NOT_REGULAR,
     find_yaml,
@@ -196,17 +197,81 @@ def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) ->
 
 
 def _parse(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> Annotations:
-    """Read every image header and label file of a scanned split (raises its problems)."""
-    paths = [Path(p) for p in scan.images]
-    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, paths, scan.report)
-    builder = AnnotationsBuilder()
-    for img, label, p in zip(scan.images, scan.labels, paths, strict=True):
-        if img not in scan.shared:
-            image_id = image_ids.get(p)
-            _add_image(builder, img, label, scan.names, image_id, strict, scan)
+    """Read every image header and label file of a scanned split (raises its problems).
+
+    Three passes keep the per-file cost low: headers and label texts are read in image
+    order, the clean label files are parsed together (:func:`parse_clean_texts`), and the
+    rest (anything to clip, drop or report) are parsed one by one in image order, so the
+    problems and the report's details come out in that order.
+    """
+    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, scan.images, scan.report)
+    images = [img for img in scan.images if img not in scan.shared]
+    labels = [
+        lb for img, lb in zip(scan.images, scan.labels, strict=True) if img not in scan.shared
+    ]
+    read = [_read_image_and_label(img, lb) for img, lb in zip(images, labels, strict=True)]
+    texts = [r.text for r in read if r.text is not None]
+    wh = np.array([r.wh for r in read if r.text is not None], np.int64).reshape(-1, 2)
+    fast_boxes, fast_labels, fast_counts, clean = parse_clean_texts(texts, wh, len(scan.names))
+    fast_ends = np.cumsum(fast_counts).tolist()
+    ok_paths: list[str] = []
+    hws: list[tuple[int, int]] = []
+    ids: list[int | None] = []
+    boxes: list[npt.NDArray[np.float32]] = []
+    classes: list[npt.NDArray[np.int64]] = []
+    k = 0  # index among the files with a text
+    for img, label, r in zip(images, labels, read, strict=True):
+        scan.problems.extend(r.problems)
+        if r.problems:
+            k += r.text is not None
+            continue
+        if r.text is None:
+            scan.report.note("missing_label_files", f"{label}: missing (image kept as background)")
+            xyxy, cls = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
+        elif clean[k]:
+            start = fast_ends[k - 1] if k else 0
+            xyxy, cls = fast_boxes[start : fast_ends[k]], fast_labels[start : fast_ends[k]]
+        else:
+            xyxy, cls = parse_label_text(
+                label, r.text, r.wh, len(scan.names), strict, scan.report, scan.problems
+            )
+        k += r.text is not None
+        ok_paths.append(img)
+        hws.append((r.wh[1], r.wh[0]))
+        ids.append(image_ids.get(img))
+        boxes.append(xyxy)
+        classes.append(cls)
     if scan.problems:
         raise DatasetError(f"cannot load YOLO dataset {scan.src}", scan.problems)
+    builder = AnnotationsBuilder()
+    builder.add_images(ok_paths, hws, boxes, classes, image_ids=ids)
     return builder.build(scan.names, scan.report, category_ids=category_ids)
+
+
+@attrs.frozen
+class _Read:
+    """An image's ``(width, height)`` and its label file's text (``None``: no label file),
+    or the problems that stop it."""
+
+    wh: tuple[int, int] = (0, 0)
+    text: str | None = None
+    problems: list[str] = attrs.field(factory=list)
+
+
+def _read_image_and_label(img: str, label: str) -> _Read:
+    """Read one image's header and its label file's text."""
+    try:
+        h, w = read_image_hw(img)
+    except ImageReadError as e:
+        return _Read(problems=[str(e)])
+    label_kind = path_kind(label)
+    if label_kind == "missing":
+        return _Read((w, h))
+    if label_kind != "file":
+        return _Read((w, h), problems=[f"{label}: {NOT_REGULAR}"])
+    problems: list[str] = []
+    text = read_label_text(label, problems)
+    return _Read((w, h), text, problems)
 
 
 def _index(src: Path, src_kind: str) -> DataYaml | None:
@@ -275,34 +340,6 @@ def _folder_images(
             f"({', '.join(CLASS_NAME_FILES)}) found; pass class_names=[...]"
         )
     return names, image_files, image_dirs, split
-
-
-def _add_image(
-    builder: AnnotationsBuilder,
-    img: str,
-    label: str,
-    names: list[str],
-    image_id: int | None,
-    strict: bool,
-    scan: _Scan,
-) -> None:
-    """Read one image's size and label file into ``builder`` (or record a problem)."""
-    report, problems = scan.report, scan.problems
-    try:
-        h, w = read_image_hw(img)
-    except ImageReadError as e:
-        problems.append(str(e))
-        return
-    label_kind = path_kind(label)
-    if label_kind == "file":
-        xyxy, labels = parse_label_file(Path(label), (w, h), len(names), strict, report, problems)
-    elif label_kind != "missing":
-        problems.append(f"{label}: {NOT_REGULAR}")
-        return
-    else:
-        report.note("missing_label_files", f"{label}: missing (image kept as background)")
-        xyxy, labels = np.zeros((0, 4), np.float32), np.zeros(0, np.int64)
-    builder.add(img, (h, w), xyxy, labels, image_id=image_id)
 
 
 class YoloFormat:

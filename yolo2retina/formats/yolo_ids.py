@@ -48,9 +48,9 @@ def ids_document(
 def read_sidecar_ids(
     dy: DataYaml | None,
     class_names: Sequence[str] | None,
-    image_files: list[Path],
+    image_files: Sequence[str],
     report: LoadReport,
-) -> tuple[list[int] | None, dict[Path, int]]:
+) -> tuple[list[int] | None, dict[str, int]]:
     """``(category ids, {image: id})`` from the :data:`IDS_FILE` beside a data.yaml."""
     if dy is None or dy.darknet:
         return None, {}

@@ -7,6 +7,9 @@ vectorised path; anything else is parsed row by row for exact messages and count
 
 from __future__ import annotations
 
+import os
+import re
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,91 @@ def _parse_clean_boxes(
     return xyxy, cls.astype(np.int64)
 
 
+#: A label file of only ``class cx cy w h`` rows of plain ASCII numbers and blank lines:
+#: the files :func:`parse_clean_texts` reads in bulk. Anything else (polygons, other
+#: whitespace or line breaks, ``nan``) is read row by row, for exact messages.
+_ROW = r"[ \t]*(?:[-+.0-9eE]+[ \t]+){4}[-+.0-9eE]+[ \t]*"
+_CLEAN_TEXT = re.compile(rf"(?:(?:{_ROW}|[ \t]*)(?:\r\n|\n|\r))*(?:{_ROW}|[ \t]*)")
+
+
+def parse_clean_texts(
+    texts: list[str], image_wh: npt.NDArray[np.int64], num_classes: int
+) -> tuple[
+    npt.NDArray[np.float32], npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]
+]:
+    """Many label files at once, for the common case: every row valid, inside the image
+    and unique.
+
+    Args:
+        texts: the text of each file.
+        image_wh: ``(N, 2) int64`` the width and height of each file's image.
+        num_classes: class ids must lie in ``0..num_classes-1``.
+
+    Returns:
+        ``(boxes, labels, counts, clean)``: ``(M, 4) float32`` pixel XYXY boxes and
+        ``(M,) int64`` labels of the clean files, file after file; ``(N,) int64`` boxes
+        per file; ``(N,) bool`` which files are clean. A file that is not (anything
+        :func:`parse_label_text` would clip, drop or report) has no boxes here and must be
+        parsed by :func:`parse_label_text`. The result for a clean file is exactly
+        :func:`parse_label_text`'s.
+    """
+    n = len(texts)
+    clean = np.fromiter((_CLEAN_TEXT.fullmatch(t) is not None for t in texts), bool, n)
+    tokens = [t.split() if ok else [] for t, ok in zip(texts, clean.tolist(), strict=True)]
+    counts = np.fromiter(map(len, tokens), np.int64, n) // 5
+    try:
+        values = np.array(list(chain.from_iterable(tokens)), dtype=np.float64).reshape(-1, 5)
+    except (ValueError, OverflowError):  # a token such as "1e" or "-": find its files
+        for i in np.flatnonzero(clean):
+            try:
+                np.array(tokens[i], dtype=np.float64)
+            except (ValueError, OverflowError):
+                clean[i] = False
+                counts[i] = 0
+                tokens[i] = []
+        values = np.array(list(chain.from_iterable(tokens)), dtype=np.float64).reshape(-1, 5)
+    file_of = np.repeat(np.arange(n), counts)
+    row_ok = _clean_rows(values, file_of, num_classes)
+    cls = values[:, 0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        norm = box_ops.cxcywh_to_xyxy(values[:, 1:])
+        wh = image_wh[file_of].astype(np.float64)
+        # as box_ops.xyxy_norm_to_xyxy, row by row; checked in float32, the stored dtype
+        xyxy = (norm * np.concatenate([wh, wh], axis=1)).astype(np.float32)
+    row_ok &= (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
+    bad_files = np.unique(file_of[~row_ok])
+    if len(bad_files):
+        clean[bad_files] = False
+        keep = clean[file_of]
+        xyxy, cls, counts = xyxy[keep], cls[keep], np.where(clean, counts, 0)
+    return xyxy, cls.astype(np.int64), counts, clean
+
+
+def _clean_rows(
+    values: npt.NDArray[np.float64], file_of: npt.NDArray[np.int64], num_classes: int
+) -> npt.NDArray[np.bool_]:
+    """``(M,) bool``: the rows :func:`_parse_clean_boxes` would accept (finite, a whole
+    class id in range, a positive size, inside ``[0, 1]``, not a repeat in its file)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        cls = values[:, 0]
+        norm = box_ops.cxcywh_to_xyxy(values[:, 1:])
+        ok = np.isfinite(values).all(axis=1)
+        ok &= (cls == np.floor(cls)) & (cls >= 0) & (cls < num_classes)
+        ok &= (values[:, 3:] > 0).all(axis=1)
+        ok &= ((norm >= 0) & (norm <= 1)).all(axis=1)
+    if len(values) > 1:  # repeats by value within a file ("0.50" is "0.5"; -0.0 is 0.0)
+        v = values + 0.0
+        order = np.lexsort((*v.T[::-1], file_of))
+        sv, sf = v[order], file_of[order]
+        same = (sf[1:] == sf[:-1]) & (sv[1:] == sv[:-1]).all(axis=1)
+        dup = np.zeros(len(values), bool)
+        dup[order[1:][same]] = True
+        dup[order[:-1][same]] = True
+        ok &= ~dup
+    result: npt.NDArray[np.bool_] = ok
+    return result
+
+
 def parse_label_file(
     label: Path,
     image_wh: tuple[int, int],
@@ -85,14 +173,36 @@ def parse_label_file(
 
     Bad rows are problems naming ``file:line``; clips and drops are counted in ``report``.
     """
+    text = read_label_text(label, problems)
+    if text is None:
+        return _no_boxes()
+    return parse_label_text(label, text, image_wh, num_classes, strict, report, problems)
+
+
+def read_label_text(label: str | os.PathLike[str], problems: list[str]) -> str | None:
+    """The text of a label file (UTF-8, a BOM dropped), or ``None`` after recording why not."""
     try:
-        text = label.read_bytes().decode("utf-8-sig")
+        with open(label, "rb") as f:
+            data = f.read()
+        # as decode("utf-8-sig"), without that codec's Python-level wrapper
+        return (data[3:] if data.startswith(b"\xef\xbb\xbf") else data).decode("utf-8")
     except UnicodeDecodeError:
         problems.append(f"{label}: not a UTF-8 text file")
-        return _no_boxes()
     except OSError as e:
         problems.append(f"{label}: cannot read label file ({e.strerror or e})")
-        return _no_boxes()
+    return None
+
+
+def parse_label_text(
+    label: str | os.PathLike[str],
+    text: str,
+    image_wh: tuple[int, int],
+    num_classes: int,
+    strict: bool,
+    report: LoadReport,
+    problems: list[str],
+) -> _Boxes:
+    """:func:`parse_label_file` on a label file's text, already read."""
     lines = [
         (n, toks) for n, toks in enumerate((ln.split() for ln in text.splitlines()), 1) if toks
     ]
@@ -204,7 +314,7 @@ def _clip_row(
 
 
 def _to_pixels(
-    label: Path,
+    label: str | os.PathLike[str],
     rows: list[npt.NDArray[np.float64]],
     cls_ids: list[int],
     linenos: list[int],
