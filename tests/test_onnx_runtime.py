@@ -163,3 +163,49 @@ def test_providers_for_devices() -> None:
     for bad in ("cuda:1", "mps", "gpu"):
         with pytest.raises(ConfigError, match="runs on 'cpu', 'cuda' or 'auto'"):
             providers_for(bad)
+
+
+def _identity_model(path: Path) -> Path:
+    """A one-node ONNX graph and its sidecar: enough for a session, no torch export."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    onnx.save(model, path)
+    _sidecar(path)
+    return path
+
+
+def test_detector_threads_bound_its_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``threads=N`` reaches onnxruntime: N intra-op threads, 1 inter-op; ``None`` (the
+    default) leaves onnxruntime's own choice (0: one thread per physical core)."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    monkeypatch.chdir(tmp_path)
+    _identity_model(Path("m.onnx"))
+    for n in (1, 3):
+        det = OnnxDetector("m.onnx", threads=n)
+        options = det.session.get_session_options()
+        assert (options.intra_op_num_threads, options.inter_op_num_threads) == (n, 1)
+        assert det.threads == n
+    default = OnnxDetector("m.onnx")
+    assert default.threads is None
+    assert default.session.get_session_options().intra_op_num_threads == 0
+
+
+@pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
+def test_detector_refuses_bad_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: object
+) -> None:
+    """Not None or a whole number >= 1: a ConfigError naming the value, before any file
+    is read (no model or sidecar here)."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        ConfigError, match=rf"threads must be a whole number >= 1 or None, got {bad!r}"
+    ):
+        OnnxDetector("missing.onnx", threads=bad)  # type: ignore[arg-type]

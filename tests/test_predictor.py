@@ -121,3 +121,21 @@ def test_recorded_score_threshold_comes_from_the_checkpoint_meta(tmp_path: Path)
     bad = Predictor(lambda images: [], ["mite"], {"score_threshold": {"score": -1}}, "x.pt")
     with pytest.raises(ConfigError, match=r"x\.pt: meta\['score_threshold'\]"):
         _ = bad.recorded_score_threshold
+
+
+def test_from_onnx_passes_threads_to_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Predictor.from_onnx(threads=N)`` bounds onnxruntime's intra-op threads; a bad
+    value is a ConfigError, as OnnxDetector's."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    pytest.importorskip("onnx", reason="the onnx extra is not installed")
+    from tests.test_onnx_runtime import _identity_model
+
+    monkeypatch.chdir(tmp_path)
+    _identity_model(Path("m.onnx"))
+    p = Predictor.from_onnx("m.onnx", threads=2)
+    assert p.model.session.get_session_options().intra_op_num_threads == 2
+    assert Predictor.from_onnx("m.onnx").model.threads is None
+    with pytest.raises(ConfigError, match="threads must be a whole number >= 1"):
+        Predictor.from_onnx("m.onnx", threads=0)

@@ -255,7 +255,16 @@ def providers_for(device: str) -> list[str]:
     raise ConfigError(f"an ONNX model runs on 'cpu', 'cuda' or 'auto', not {device!r}")
 
 
-def _session(path: Path, providers: Sequence[str] | None) -> Any:
+def _check_threads(threads: int | None) -> int | None:
+    """``threads`` if it is ``None`` or a whole number >= 1 (not a bool)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a whole number >= 1 or None, got {threads!r}")
+    return threads
+
+
+def _session(path: Path, providers: Sequence[str] | None, threads: int | None) -> Any:
     try:
         import onnxruntime as ort
     except ImportError:
@@ -266,8 +275,12 @@ def _session(path: Path, providers: Sequence[str] | None) -> Any:
     missing = sorted(set(chosen) - set(ort.get_available_providers()))
     if missing:
         raise ConfigError(f"{path}: ONNX Runtime here has no {', '.join(missing)}")
+    options = ort.SessionOptions()
+    if threads is not None:  # None: onnxruntime's own choice (one thread per physical core)
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
     try:
-        return ort.InferenceSession(os.fspath(path), providers=chosen)
+        return ort.InferenceSession(os.fspath(path), sess_options=options, providers=chosen)
     except Exception as e:  # onnxruntime raises its own classes for a bad file
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"{path}: ONNX Runtime cannot load it ({first})") from None
@@ -282,11 +295,16 @@ class OnnxDetector:
         class_names: index = label.
         meta: the checkpoint's training meta (``train_image_size``, ``box_size_px``), which
             ``tile="auto"`` reads.
+        threads: the CPU threads the session may use; ``None``: onnxruntime's choice.
         session: the ``onnxruntime.InferenceSession``.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, providers: Sequence[str] | None = None
+        self,
+        path: str | os.PathLike[str],
+        *,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
     ) -> None:
         """Load ``path`` and its sidecar ``path + ".json"``.
 
@@ -294,16 +312,21 @@ class OnnxDetector:
             path: an exported model (:func:`yolo2retina.onnx_export.export_onnx`).
             providers: ONNX Runtime execution providers, in order of preference;
                 default: ``["CPUExecutionProvider"]``.
+            threads: bound the CPU threads one model call uses (onnxruntime's
+                ``intra_op_num_threads``; ``inter_op_num_threads`` is then 1); ``None``:
+                onnxruntime's default, one thread per physical core.
 
         Raises:
             ConfigError: the model or its sidecar is missing or unreadable, onnxruntime
-                is not installed, or a provider is not available.
+                is not installed, a provider is not available, or ``threads`` is not
+                ``None`` or a whole number >= 1.
         """
+        self.threads = _check_threads(threads)
         self.path = Path(path)
         self.config = read_sidecar(self.path)
         self.class_names = tuple(str(n) for n in self.config["class_names"])
         self.meta: dict[str, Any] = dict(self.config.get("meta") or {})
-        self.session = _session(self.path, providers)
+        self.session = _session(self.path, providers, self.threads)
 
     def __repr__(self) -> str:
         return f"OnnxDetector({str(self.path)!r}, classes={len(self.class_names)})"

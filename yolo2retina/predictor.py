@@ -79,7 +79,11 @@ class Predictor:
 
     @classmethod
     def from_onnx(
-        cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
     ) -> Predictor:
         """An exported model (:func:`~yolo2retina.onnx_export.export_onnx`) run by ONNX Runtime.
 
@@ -91,14 +95,17 @@ class Predictor:
             path: the ``.onnx`` file; its sidecar ``.onnx.json`` lies beside it.
             device: ``"cpu"``; ``"cuda"`` for ONNX Runtime's CUDA provider (the CPU
                 provider stays the fallback); ``"auto"``: CUDA when ONNX Runtime has it.
+            threads: CPU threads ONNX Runtime may use per model call; ``None``: its
+                default (one per physical core).
 
         Raises:
             ConfigError: the model or its sidecar is missing or unreadable, onnxruntime
-                is not installed, or the device is not available to it.
+                is not installed, the device is not available to it, or ``threads`` is
+                not ``None`` or a whole number >= 1.
         """
         from yolo2retina.onnx_runtime import OnnxDetector, providers_for
 
-        detector = OnnxDetector(path, providers=providers_for(str(device)))
+        detector = OnnxDetector(path, providers=providers_for(str(device)), threads=threads)
         return cls(detector, detector.class_names, dict(detector.meta), str(path))
 
     @property
