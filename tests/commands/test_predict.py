@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -248,6 +249,77 @@ def test_cli_predict_onnx_without_sidecar_exits_1(
     assert main([*argv, "--out", str(tmp_path / "out"), "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "lone.onnx.json: missing" in err
+
+
+def test_cli_predict_threads_bound_the_onnx_session(
+    onnx_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threads 1`` with an .onnx model: a one-thread onnxruntime session, the same counts."""
+    from yolo2retina.predictor import Predictor
+
+    made: list[Predictor] = []
+    real = Predictor.from_onnx
+
+    def spy(path: Any, **kw: Any) -> Predictor:
+        made.append(real(path, **kw))
+        return made[-1]
+
+    monkeypatch.setattr(Predictor, "from_onnx", spy)
+    monkeypatch.chdir(onnx_run)
+    common = ["--source", "photos", "--score", "0.141", "--no-draw", "--no-progress"]
+    assert (
+        main(["predict", "--weights", "best.onnx", "--out", "one", "--threads", "1", *common]) == 0
+    )
+    assert main(["predict", "--weights", "best.onnx", "--out", "any", *common]) == 0
+    options = [p.model.session.get_session_options() for p in made]
+    assert [(o.intra_op_num_threads, o.inter_op_num_threads) for o in options] == [(1, 1), (0, 0)]
+    assert (onnx_run / "one" / "counts.csv").read_text() == (
+        onnx_run / "any" / "counts.csv"
+    ).read_text()
+
+
+# -- CPU threads ------------------------------------------------------------------------------
+
+
+def test_cli_predict_threads_bound_torch_and_are_restored(
+    tmp_path: Path, ckpt: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--threads 1`` with a checkpoint: the model runs with one torch thread, and the
+    process's setting is back afterwards (also when an unreadable image makes it exit 1);
+    0 is a usage error."""
+    import torch
+
+    from yolo2retina.predictor import Predictor
+
+    seen: list[int] = []
+    real = Predictor.from_checkpoint
+
+    def spy(path: Any, **kw: Any) -> Predictor:
+        p = real(path, **kw)
+        inner = p.model
+
+        def model(images: Any) -> Any:
+            seen.append(torch.get_num_threads())
+            return inner(images)
+
+        p.model = model
+        return p
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", spy)
+    monkeypatch.chdir(tmp_path)
+    photo(Path("photos") / "a.png", (10, 10, 30, 30))
+    photo(Path("photos") / "bad.png", (10, 10, 30, 30)).write_bytes(b"nope")
+    argv = ["predict", "--weights", str(ckpt), "--source", "photos", "--no-progress"]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main([*argv, "--out", "one", "--threads", "1"]) == 1  # bad.png: exit 1
+        assert seen == [1] and torch.get_num_threads() == 2
+        assert main([*argv, "--out", "default"]) == 1
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(before)
+    assert main([*argv, "--out", "zero", "--threads", "0"]) == 2
 
 
 # -- the score threshold ------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 
 from yolo2retina.cli import add_output_flags, fraction, positive_int
 
@@ -81,6 +83,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="torch device, e.g. cpu or cuda (default cpu); for an .onnx model: cpu, cuda or auto",
     )
     p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="onnxruntime / torch CPU threads: bound the CPU the model uses (an .onnx "
+        "model's onnxruntime session, and torch's threads, restored afterwards); "
+        "default: their own choice",
+    )
+    p.add_argument(
         "--save-txt",
         action="store_true",
         help="write labels/<stem>.txt: 'class cx cy w h conf' rows (Ultralytics layout)",
@@ -98,6 +108,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_flags(p)
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU (intra-op) threads set to ``n`` inside the block, restored after it;
+    ``None`` leaves them alone."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run(args: argparse.Namespace) -> int:
     """Predict every image; exit 1 if any image could not be read."""
     import os
@@ -113,27 +140,31 @@ def run(args: argparse.Namespace) -> int:
     for src in args.source:  # folders stay folders: the output may not lie inside them
         found = find_images(src)  # fails early when nothing matches
         sources += [src] if os.path.isdir(src) else [str(f) for f in found]
-    predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    if str(args.weights).lower().endswith(".onnx"):
+        predictor = Predictor.from_onnx(args.weights, device=args.device, threads=args.threads)
+    else:
+        predictor = Predictor.from_checkpoint(args.weights, device=args.device)
     score, origin = predict_score_threshold(args.score, predictor.meta, where=args.weights)
     print(f"score threshold {score:.3g} ({_ORIGIN[origin]})")
-    result = predict_to_folder(
-        predictor,
-        predictor.class_names,
-        sources,
-        args.out,
-        score_threshold=score,
-        tile=args.tile,
-        overlap=args.overlap,
-        batch_size=args.batch_size,
-        save_txt=args.save_txt,
-        save_json=args.save_json,
-        save_voc=args.save_voc,
-        draw_images=not args.no_draw,
-        exist_ok=args.exist_ok,
-        overwrite=args.overwrite,
-        progress=not args.no_progress,
-        log=tqdm.write,
-    )
+    with _torch_threads(args.threads):
+        result = predict_to_folder(
+            predictor,
+            predictor.class_names,
+            sources,
+            args.out,
+            score_threshold=score,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            save_txt=args.save_txt,
+            save_json=args.save_json,
+            save_voc=args.save_voc,
+            draw_images=not args.no_draw,
+            exist_ok=args.exist_ok,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            log=tqdm.write,
+        )
     totals = ", ".join(f"{v} {k}" for k, v in result.totals().items())
     n_ok = len(result.predictions) - len(result.failed)
     print(f"{n_ok} image(s): {totals}; counts in {result.out_dir / 'counts.csv'}")
