@@ -66,6 +66,24 @@ def test_evaluate_maps_boxes_back_to_the_original_frame(
     assert model.training
 
 
+def test_predict_dataset_runs_a_plain_callable(tmp_path: Path) -> None:
+    """A detector that is not a torch module (an OnnxDetector is one) is called as it is,
+    on CPU tensors, with the same boxes as the module; before, ``model.training`` failed."""
+    module = CentreBoxModel()
+    calls: list[str] = []
+
+    def plain(images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        calls.extend(str(img.device) for img in images)
+        return module.forward(images)
+
+    ds = centre_dataset(tmp_path, 64)
+    got = predict_dataset(plain, ds, batch_size=2, progress=False)
+    want = predict_dataset(CentreBoxModel(), ds, batch_size=2, progress=False)
+    assert [t.boxes.tolist() for t in got] == [t.boxes.tolist() for t in want]
+    assert calls == ["cpu"] * 3
+    assert evaluate(plain, ds, progress=False).map == pytest.approx(1.0)
+
+
 def test_predict_dataset_rejects_a_zero_batch_size() -> None:
     """The library says which setting is wrong instead of a DataLoader ValueError."""
     from yolo2retina.errors import ConfigError

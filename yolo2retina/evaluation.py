@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
     from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.prediction import DetectionModel
 
 __all__ = ["evaluate", "predict_dataset", "write_evaluation"]
 
@@ -125,7 +126,7 @@ def write_evaluation(
 
 
 def predict_dataset(
-    model: torch.nn.Module,
+    model: torch.nn.Module | DetectionModel,
     dataset: DetectionDataset,
     *,
     batch_size: int = 4,
@@ -133,40 +134,50 @@ def predict_dataset(
     progress: bool = True,
     num_workers: int = 0,
 ) -> list[Target]:
-    """Run a torchvision detection model over a dataset; one Target per image, in order.
+    """Run a detection model over a dataset; one Target per image, in order.
 
     Boxes are mapped back to the original image frame (``dataset.image_hw(i)``) when the
-    dataset decoded a smaller image (``max_size``) or its transforms resized it. The
-    model's train/eval mode is restored afterwards.
+    dataset decoded a smaller image (``max_size``) or its transforms resized it. A torch
+    model is put in eval mode on ``device``, and its train/eval mode is restored
+    afterwards; any other callable (an
+    :class:`~yolo2retina.onnx_runtime.OnnxDetector`) is called as it is.
 
     Args:
-        model: a torchvision detection model (e.g. RetinaNet) with labels ``0..K-1``.
+        model: a torchvision detection model (e.g. RetinaNet) with labels ``0..K-1``, or
+            any callable that takes a list of ``(3, H, W)`` float tensors and returns
+            torchvision's output (one dict of ``boxes``, ``labels``, ``scores`` per image).
         dataset: a :class:`~yolo2retina.dataset.DetectionDataset`.
         batch_size: images per forward pass.
-        device: where to run; default: the device of the model's parameters.
+        device: where to run (the images are moved there); default: the device of a torch
+            model's parameters, the CPU for another callable.
         progress: show a tqdm progress bar.
         num_workers: DataLoader worker processes.
 
     Returns:
         ``len(dataset)`` Targets with ``scores``.
     """
+    import torch
     from torch.utils.data import DataLoader
 
     from yolo2retina.dataset import collate
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
-    dev = resolve_device(device, model=model)
+    module = model if isinstance(model, torch.nn.Module) else None
+    dev = resolve_device(device, model=module)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate
     )
-    was_training = model.training
-    model.eval()
-    model.to(dev)
-    try:
+    if module is None:
         found, dropped = _run_batches(model, loader, dataset, dev, progress)
-    finally:
-        model.train(was_training)
+    else:
+        was_training = module.training
+        module.eval()
+        module.to(dev)
+        try:
+            found, dropped = _run_batches(module, loader, dataset, dev, progress)
+        finally:
+            module.train(was_training)
     if dropped:
         warnings.warn(
             f"predict_dataset: dropped {dropped} predicted boxes with zero width or height",
@@ -177,7 +188,7 @@ def predict_dataset(
 
 
 def _run_batches(
-    model: torch.nn.Module,
+    model: torch.nn.Module | DetectionModel,
     loader: DataLoader[Any],
     dataset: DetectionDataset,
     dev: torch.device,
@@ -213,7 +224,7 @@ def _run_batches(
 
 
 def evaluate(
-    model: torch.nn.Module,
+    model: torch.nn.Module | DetectionModel,
     dataset: DetectionDataset,
     *,
     batch_size: int = 4,
@@ -226,11 +237,13 @@ def evaluate(
     against its annotations.
 
     Args:
-        model: a torchvision detection model with labels ``0..K-1``.
+        model: a torchvision detection model with labels ``0..K-1``, or another callable
+            that gives its output (see :func:`predict_dataset`).
         dataset: a :class:`~yolo2retina.dataset.DetectionDataset` (its annotations are the
             ground truth, in the original image frame).
         batch_size: images per forward pass.
-        device: where to run; default: the device of the model's parameters.
+        device: where to run; default: the device of a torch model's parameters, else
+            the CPU.
         progress: show a tqdm progress bar.
         num_workers: DataLoader worker processes.
         pycocotools_compat: passed to :func:`~yolo2retina.coco_metric.coco_map`
