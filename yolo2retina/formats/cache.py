@@ -123,19 +123,26 @@ class SourceStats:
 
 def stat_files(paths: Iterable[str]) -> SourceStats:
     """:class:`SourceStats` of ``paths`` (absolute paths; a missing one is recorded so)."""
-    records: list[str] = []
-    mtimes: list[int] = []
+    paths = list(paths)
+    values: list[tuple[int, int, int, int]] = []
+    append = values.append
     stat = os.stat
     for p in paths:
         try:
             st = stat(p)
         except (OSError, ValueError):
-            records.append(p + "\0-")
+            append(_MISSING)
             continue
-        mtimes.append(st.st_mtime_ns)
-        records.append(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_mode}")
-    text = "\n".join(records).encode("utf-8", "surrogateescape")
-    return SourceStats(hashlib.sha256(text).hexdigest(), max(mtimes, default=0))
+        append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
+    table = np.array(values, np.int64).reshape(-1, 4)
+    digest = hashlib.sha256("\0".join(paths).encode("utf-8", "surrogateescape"))
+    digest.update(table.tobytes())
+    newest = int(table[:, 1].max()) if len(table) else 0
+    return SourceStats(digest.hexdigest(), max(newest, 0))
+
+
+#: The stat record of a missing file (no real file has a negative size).
+_MISSING = (-1, -1, -1, -1)
 
 
 @attrs.frozen
