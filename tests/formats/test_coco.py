@@ -364,6 +364,7 @@ def test_values_are_never_coerced(
     f = make_coco(tmp_path, 2, anns)
     if pieces:  # the file is then "large": its annotations are parsed piece by piece
         monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
         assert f.stat().st_size > 2 * coco_json.CHUNK_BYTES
     with pytest.raises(DatasetError, match=rf"ann\.json: annotations\[13\] \(id 14\): {message}"):
         read_coco(f)
@@ -678,6 +679,7 @@ def test_mutated_json_gives_a_library_error_or_valid_targets(
     with (
         mock.patch.dict(sys.modules, modules),
         mock.patch.object(coco_json, "CHUNK_BYTES", 64 if pieces else coco_json.CHUNK_BYTES),
+        mock.patch.object(coco_json, "PIECE_BYTES", 64 if pieces else coco_json.PIECE_BYTES),
     ):
         _library_error_or_valid(
             lambda: read_coco(

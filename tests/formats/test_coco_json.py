@@ -57,6 +57,7 @@ def test_large_files_parsed_in_pieces_match_whole(
     f = make_coco(tmp_path, 3, many_coco_anns(3, 40, **extra))
     whole = read_coco(f)
     monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
     raw = f.read_bytes()
     got = coco_json._chunked(raw, json.loads, set())
     assert got is not None and len(got[1][0]) == 120  # really parsed in pieces
@@ -72,6 +73,7 @@ def test_piecewise_parse_falls_back_when_unsure(
     import yolo2retina.formats.coco_json as coco_json
 
     monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
     f = make_coco(tmp_path, 3, many_coco_anns(3, 20))
     doc = json.loads(f.read_text())
     doc = {"info": {"annotations": [{"id": 9}]}, **doc}
@@ -111,5 +113,6 @@ def test_deeply_nested_json_names_the_file(
     f.write_text(text.replace('"bbox"', f'"attributes": {deep}, "bbox"', 3))
     if pieces:
         monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
     with pytest.raises(DatasetError, match=r"ann\.json.*invalid JSON"):
         read_coco(f)

@@ -1,8 +1,8 @@
 """Parsing a COCO JSON file, in pieces when it is large.
 
 The JSON is parsed with ``orjson`` when installed, else :mod:`json`. Files over
-``2 * CHUNK_BYTES`` (8 MiB) have their ``annotations`` array parsed in ``CHUNK_BYTES``
-pieces cut between top-level objects, each turned into columns at once
+``2 * CHUNK_BYTES`` (8 MiB) have their ``annotations`` array parsed in ``PIECE_BYTES``
+(256 KiB) pieces cut between top-level objects, each turned into columns at once
 (:mod:`~yolo2retina.formats.coco_columns`), so a million annotation dicts never exist at
 once. Each cut is verified by parsing; anything unusual falls back to one whole-file parse.
 """
@@ -54,8 +54,11 @@ def _load_json(file: Path) -> tuple[Any, set[str]]:
         raise DatasetError(f"{file}:{line}:{col}: invalid JSON: {msg}") from None
 
 
-#: Files larger than this have their annotations array parsed in pieces of this size.
+#: Files larger than ``2 * CHUNK_BYTES`` have their annotations array parsed in pieces.
 CHUNK_BYTES = 4 << 20
+#: The size of those pieces: small enough for their dicts to stay in the CPU caches (a
+#: 1M-box file: 4.4 s in 4 MiB pieces, 3.8 s in 256 KiB ones; 64 KiB is slower again).
+PIECE_BYTES = 256 << 10
 _ANN_ARRAY = re.compile(rb'"annotations"\s*:\s*\[\s*')
 _BETWEEN = re.compile(rb"\}\s*,\s*\{")
 _ARRAY_END = re.compile(rb"\}\s*\]")
@@ -78,7 +81,7 @@ def _chunked(
     end: int | None = None
     while end is None:
         piece: Any = None
-        cuts = _BETWEEN.finditer(raw, pos + CHUNK_BYTES) if pos + CHUNK_BYTES < n else iter(())
+        cuts = _BETWEEN.finditer(raw, pos + PIECE_BYTES) if pos + PIECE_BYTES < n else iter(())
         for tries, cut in enumerate(cuts):  # a cut inside a string or nested list fails
             if tries == 16:
                 break
