@@ -393,16 +393,26 @@ def test_image_size_must_be_a_whole_number(tmp_path: Path, value: object) -> Non
 
 
 def _never_open(monkeypatch: pytest.MonkeyPatch, paths: list[str]) -> None:
-    """Make the reader's read_image_hw fail the test when asked for one of ``paths``."""
-    import yolo2retina.formats.coco_images as coco_images
+    """Fail the test when one of ``paths`` is opened: by the header reader, by Pillow, or
+    by any ``open``/``os.open``."""
+    import builtins
 
-    real = coco_images.read_image_hw
+    import PIL.Image
 
-    def guarded(path: str | os.PathLike[str]) -> tuple[int, int]:
-        assert not {str(path), os.path.realpath(path)} & set(paths), f"opened {path}"
-        return real(path)
+    import yolo2retina.image as image
 
-    monkeypatch.setattr(coco_images, "read_image_hw", guarded)
+    def guard(real: Any) -> Any:
+        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(path, (str, os.PathLike)):
+                assert not {str(path), os.path.realpath(path)} & set(paths), f"opened {path}"
+            return real(path, *args, **kwargs)
+
+        return guarded
+
+    monkeypatch.setattr(image, "header_hw", guard(image.header_hw))
+    monkeypatch.setattr(PIL.Image, "open", guard(PIL.Image.open))
+    monkeypatch.setattr(builtins, "open", guard(builtins.open))
+    monkeypatch.setattr(os, "open", guard(os.open))
 
 
 @pytest.mark.parametrize("file_name", ["../outside.jpg", "/dev/stdin", "sub/../../outside.jpg"])
@@ -440,7 +450,7 @@ def test_images_that_are_not_regular_files_are_never_opened(
     f = tmp_path / "a.json"
     f.write_text(json.dumps(coco_dict([IMG[0], {**IMG[1], "file_name": name}], [])))
     _never_open(monkeypatch, [os.path.realpath(bad)])
-    with pytest.raises(DatasetError, match=rf"images\[1\] \(id 2\): {bad} is not a regular file"):
+    with pytest.raises(DatasetError, match=rf"images\[1\] \(id 2\): {bad}: not a regular file"):
         read_coco(f, allow_outside_root=True)
 
 

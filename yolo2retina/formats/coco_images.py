@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from yolo2retina.annotations import Annotations, LoadReport
 from yolo2retina.errors import DatasetError, ImageReadError
-from yolo2retina.formats._files import not_regular, quote
+from yolo2retina.formats._files import quote
 from yolo2retina.formats.cache import Check, LoadCache, ReportMark, stat_files
 from yolo2retina.formats.coco_columns import column, dupes, pixels_column
 from yolo2retina.formats.coco_layout import layout_images_root
@@ -185,26 +185,30 @@ def _read_sizes(
     progress: bool,
     problems: list[str],
 ) -> None:
-    """Fill ``hw`` from the image headers; a JSON size that disagrees is a problem."""
-    for i in tqdm(range(len(paths)), desc="image headers", disable=not progress):
-        if not paths[i]:
-            continue
-        why = not_regular(paths[i])
-        if why is not None:  # a FIFO or /dev/stdin would block the header read
-            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {paths[i]} {why}")
+    """Fill ``hw`` from the image headers; a JSON size that disagrees is a problem.
+
+    :func:`~yolo2retina.image.read_image_hw` refuses a FIFO, device or folder (which would
+    block or fail a read) before opening it, and names the path.
+    """
+    sizes: list[list[int]] = hw.tolist()
+    ids: list[int] = img_ids.tolist()
+    for i, path in enumerate(tqdm(paths, desc="image headers", disable=not progress)):
+        if not path:
             continue
         try:
-            h, w = read_image_hw(paths[i])
+            h, w = read_image_hw(path)
         except ImageReadError as e:
-            problems.append(f"{file}: images[{i}] (id {img_ids[i]}): {e}")
+            problems.append(f"{file}: images[{i}] (id {ids[i]}): {e}")
             continue
-        json_h, json_w = int(hw[i, 0]), int(hw[i, 1])
+        json_h, json_w = sizes[i]
         if (json_w, json_h) not in ((0, 0), (w, h)):
             problems.append(
-                f"{file}: images[{i}] (id {img_ids[i]}, {file_names[i]}): width x height "
+                f"{file}: images[{i}] (id {ids[i]}, {file_names[i]}): width x height "
                 f"{json_w}x{json_h} but the image is {w}x{h} (after EXIF orientation)"
             )
-        hw[i] = (h, w)
+        sizes[i] = [h, w]
+    if sizes:
+        hw[:] = sizes
 
 
 # -- the load cache (yolo2retina.formats.cache) of a COCO file ----------------------------
