@@ -116,3 +116,29 @@ def test_deeply_nested_json_names_the_file(
         monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
     with pytest.raises(DatasetError, match=r"ann\.json.*invalid JSON"):
         read_coco(f)
+
+
+def test_large_file_with_a_bom_is_parsed_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A UTF-8 byte-order mark is skipped, and the pieces are used, not the whole parse."""
+    import yolo2retina.formats.coco_json as coco_json
+
+    f = make_coco(tmp_path, 3, many_coco_anns(3, 40))
+    whole = read_coco(f, cache=False)
+    f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes())
+    monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+    monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
+    calls: list[int] = []
+    real = coco_json._chunked
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        got = real(*args, **kwargs)
+        calls.append(got is not None)
+        return got
+
+    monkeypatch.setattr(coco_json, "_chunked", spy)
+    pieces = read_coco(f, cache=False)
+    assert calls == [True]  # parsed in pieces, not by the whole-file fallback
+    for k in ("boxes", "labels", "flags", "offsets", "image_ids", "annotation_ids"):
+        np.testing.assert_array_equal(getattr(pieces, k), getattr(whole, k))
