@@ -4,8 +4,8 @@ Generates its data in a temporary folder (nothing is downloaded):
 
 * a COCO file with ``--coco-images`` images and ``--coco-boxes`` boxes (default 100k / 1M),
   read by ``yolo2retina.formats.coco.read_coco`` and ``pycocotools.coco.COCO``;
-* a small real dataset (``--small-images`` tiny JPEGs, 10 boxes each) in YOLO, VOC and
-  COCO, read by every library that reads that format.
+* a small real dataset (``--small-images`` tiny JPEGs, 10 boxes each; default 5,000) in
+  YOLO, VOC and COCO, read by every library that reads that format.
 
 Each measurement runs in fresh subprocesses: one (or ``--repeat``) timed without any
 tracing, then one under :mod:`tracemalloc` (Python objects and NumPy buffers) for the
@@ -21,11 +21,18 @@ changed in the last 2 s are never cached).
 yolo2retina reads the big COCO file with ``verify_images=False`` (the generated file has
 no image files, and pycocotools never opens images either); on the small data it reads
 every image header, as by default. The ``yolo2retina`` row parses with orjson when it is
-installed; the ``yolo2retina-json`` row blocks orjson to show the stdlib ``json`` path.
+installed; the ``yolo2retina-json`` row blocks orjson to show the stdlib ``json`` path. On the
+small COCO file the ``yolo2retina-noverify`` row reads no image header either
+(``verify_images=False``), as pycocotools.
+
+After the table it prints each yolo2retina read as a ratio to every peer's, from the same
+run. supervision is only at full speed with OpenCV installed (``pip install
+opencv-python-headless``, in the ``bench`` extra); without it, it decodes through a
+slower NumPy fallback and says so.
 
 Usage::
 
-    python bench/read_formats.py                 # full run (about 1-2 min, ~3 GB RAM)
+    python bench/read_formats.py                 # full run (about 10 min, ~3 GB RAM)
     python bench/read_formats.py --coco-boxes 100000 --coco-images 10000   # quick
     python bench/read_formats.py --only-cache    # the load cache timings only
 """
@@ -136,7 +143,7 @@ def _read(lib: str, fmt: str, path: str) -> tuple[Any, int]:
         if fmt == "coco-big":
             a = read_coco(p, verify_images=False, cache=False)
         elif fmt == "coco":
-            a = read_coco(p, cache=False)
+            a = read_coco(p, cache=False, verify_images=lib != "yolo2retina-noverify")
         elif fmt == "voc":
             a = read_voc(p, "train")
         else:
@@ -350,12 +357,31 @@ def measure_group(
     return rows
 
 
+def print_ratios(rows: list[tuple[str, str, dict[str, Any]]], label: dict[str, str]) -> None:
+    """Each yolo2retina row's time (and peak / kept memory) as a ratio to each peer's."""
+    print("\n| data | yolo2retina read | peer | time ratio | peak ratio | kept ratio |")
+    print("|---|---|---|---:|---:|---:|")
+    for fmt in label:
+        ok = {lib: r for f, lib, r in rows if f == fmt and "error" not in r}
+        for ours, r in ok.items():
+            if not ours.startswith("yolo2retina"):
+                continue
+            for peer, q in ok.items():
+                if peer.startswith("yolo2retina"):
+                    continue
+                print(
+                    f"| {label[fmt]} | {ours} | {peer} | {r['seconds'] / q['seconds']:.2f}x | "
+                    f"{r['peak_mb'] / max(q['peak_mb'], 1e-9):.2f}x | "
+                    f"{r['kept_mb'] / max(q['kept_mb'], 1e-9):.3f}x |"
+                )
+
+
 def main() -> None:
     """Generate the data, run every reader, print a table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coco-images", type=int, default=100_000)
     ap.add_argument("--coco-boxes", type=int, default=1_000_000)
-    ap.add_argument("--small-images", type=int, default=500)
+    ap.add_argument("--small-images", type=int, default=5000)
     ap.add_argument(
         "--repeat", type=int, default=2, help="timed runs per library, interleaved (best kept)"
     )
@@ -398,7 +424,11 @@ def main() -> None:
             ("coco-big", ("yolo2retina", "yolo2retina-json", "pycocotools"), big),
             ("yolo", ("yolo2retina", "supervision", "globox"), small["yolo"]),
             ("voc", ("yolo2retina", "supervision", "globox"), small["voc"]),
-            ("coco", ("yolo2retina", "pycocotools", "supervision", "globox"), small["coco"]),
+            (
+                "coco",
+                ("yolo2retina", "yolo2retina-noverify", "pycocotools", "supervision", "globox"),
+                small["coco"],
+            ),
         ]
         for fmt, libs, path in groups:
             rows += measure_group(fmt, libs, path, args.repeat)
@@ -418,15 +448,7 @@ def main() -> None:
                 f"| {label[fmt]} | {lib} | {r['seconds']:.3f} | {r['peak_mb']:.0f} | "
                 f"{r['kept_mb']:.0f} | {r['boxes']} |"
             )
-    big_rows = {lib: r for fmt, lib, r in rows if fmt == "coco-big" and "error" not in r}
-    ref = big_rows.get("pycocotools")
-    for lib, ours in big_rows.items():
-        if ref is None or lib == "pycocotools":
-            continue
-        print(
-            f"big COCO, {lib} / pycocotools: time {ours['seconds'] / ref['seconds']:.2f}x, "
-            f"peak {ours['peak_mb'] / ref['peak_mb']:.2f}x, kept {ours['kept_mb'] / ref['kept_mb']:.3f}x"
-        )
+    print_ratios(rows, label)
     counts: dict[str, set[int]] = {}
     for fmt, _, r in rows:
         if "boxes" in r:
