@@ -7,6 +7,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from yolo2retina.errors import ConfigError
@@ -14,7 +16,7 @@ from yolo2retina.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "torch_threads"]
 
 
 def resolve_device(
@@ -57,3 +59,26 @@ def resolve_device(
         return torch.device(name)
     except RuntimeError as e:
         raise ConfigError(f"device={name!r}: {e}") from None
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """torch's CPU (intra-op) threads set to ``n`` inside the block, restored after it,
+    even when the block raises; ``None`` leaves them alone (and imports nothing).
+
+    Raises:
+        ConfigError: ``n`` is not ``None`` or a whole number >= 1.
+    """
+    if n is None:
+        yield
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"threads must be a whole number >= 1 or None, got {n!r}")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -170,3 +170,49 @@ def test_evaluate_defaults_to_0_3_without_a_recorded_threshold(
         in capsys.readouterr().out
     )
     assert doc["confusion_matrix"]["score_threshold"] == 0.3
+
+
+def test_evaluate_threads_bound_torch_and_onnxruntime(
+    onnx_eval: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--threads 1``: a checkpoint's model runs on one torch thread (restored after), an
+    .onnx model gets a one-thread onnxruntime session; 0 is a usage error."""
+    import onnxruntime as ort
+
+    from yolo2retina.predictor import Predictor
+
+    monkeypatch.chdir(onnx_eval)
+    seen: list[int] = []
+    real = Predictor.from_checkpoint
+
+    def spy(path: Any, **kw: Any) -> Predictor:
+        p = real(path, **kw)
+        inner = p.model
+
+        def model(images: Any) -> Any:
+            seen.append(torch.get_num_threads())
+            return inner(images)
+
+        p.model = model  # type: ignore[assignment]
+        return p
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", spy)
+    options: list[Any] = []
+    real_session = ort.InferenceSession
+
+    def session(*args: Any, **kw: Any) -> Any:
+        options.append(kw.get("sess_options"))
+        return real_session(*args, **kw)
+
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _evaluate("best.pt", "thr1-pt", "--threads", "1")
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        _evaluate("best.onnx", "thr1-onnx", "--threads", "1")
+        assert options and options[-1].intra_op_num_threads == 1
+    finally:
+        torch.set_num_threads(before)
+    argv = ["evaluate", "--data", "ds/data.yaml", "--weights", "best.pt", "--out", "z"]
+    assert main([*argv, "--threads", "0"]) == 2

@@ -60,6 +60,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="torch device, e.g. cpu or cuda (default: cpu); for an .onnx model: cpu, cuda or auto",
     )
     p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="onnxruntime / torch CPU threads: bound the CPU the model uses (an .onnx "
+        "model's onnxruntime session, and torch's threads, restored afterwards); "
+        "default: their own choice",
+    )
+    p.add_argument(
         "--max-size",
         type=positive_int,
         default=None,
@@ -89,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     from yolo2retina.coco_metric import coco_map
     from yolo2retina.commands import dataset_format, reader_options
     from yolo2retina.dataset import DetectionDataset
+    from yolo2retina.device import torch_threads
     from yolo2retina.errors import ConfigError
     from yolo2retina.evaluation import predict_dataset
     from yolo2retina.formats import load_annotations
@@ -108,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
     check_output_files([out / "metrics.json", out / "predictions.json"], overwrite=args.overwrite)
     # a checkpoint's model goes to --device; an .onnx model runs through onnxruntime on the
     # providers --device names (Predictor.from_onnx), as predict runs it
-    predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    if str(args.weights).lower().endswith(".onnx"):
+        predictor = Predictor.from_onnx(args.weights, device=args.device, threads=args.threads)
+    else:
+        predictor = Predictor.from_checkpoint(args.weights, device=args.device)
     if tuple(ann.class_names) != tuple(predictor.class_names):
         raise ConfigError(
             f"{args.weights} was trained on classes {list(predictor.class_names)} but "
@@ -119,13 +131,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"confusion-matrix score threshold {score:.3g} ({_ORIGIN[origin]})")
     dataset = DetectionDataset(ann, max_size=args.max_size)
-    preds = predict_dataset(
-        predictor.model,
-        dataset,
-        batch_size=args.batch_size,
-        device=None,  # where the model is: --device, or the CPU tensors onnxruntime takes
-        progress=not args.quiet,
-    )
+    with torch_threads(args.threads):
+        preds = predict_dataset(
+            predictor.model,
+            dataset,
+            batch_size=args.batch_size,
+            device=None,  # where the model is: --device, or the CPU tensors onnxruntime takes
+            progress=not args.quiet,
+        )
     metrics = coco_map(ann, preds, pycocotools_compat=args.pycocotools_compat)
     print(metrics)
     _write(args, out, metrics, preds, ann, score)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import Iterator
 
 from yolo2retina.cli import add_output_flags, fraction, positive_int
 
@@ -108,29 +106,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_output_flags(p)
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """torch's CPU (intra-op) threads set to ``n`` inside the block, restored after it;
-    ``None`` leaves them alone."""
-    if n is None:
-        yield
-        return
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(args: argparse.Namespace) -> int:
     """Predict every image; exit 1 if any image could not be read."""
     import os
 
     from tqdm import tqdm
 
+    from yolo2retina.device import torch_threads
     from yolo2retina.image import find_images
     from yolo2retina.predict_folder import predict_to_folder
     from yolo2retina.predictor import Predictor
@@ -146,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.weights, device=args.device)
     score, origin = predict_score_threshold(args.score, predictor.meta, where=args.weights)
     print(f"score threshold {score:.3g} ({_ORIGIN[origin]})")
-    with _torch_threads(args.threads):
+    with torch_threads(args.threads):
         result = predict_to_folder(
             predictor,
             predictor.class_names,
