@@ -230,3 +230,46 @@ def tiny_checkpoint(path: Path) -> Path:
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` with its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def spread_checkpoint(path: Path) -> Path:
+    """A 2-class resnet18-FPN checkpoint (128 px) whose heads give well-spread scores."""
+    from yolo2retina.model import build_args, build_retinanet
+
+    torch.manual_seed(0)
+    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", min_size=128, max_size=128)
+    with torch.no_grad():
+        model.head.classification_head.cls_logits.weight.normal_(0.0, 0.05)
+        model.head.classification_head.cls_logits.bias.fill_(-2.0)
+        model.head.regression_head.bbox_reg.weight.normal_(0.0, 0.02)
+    meta: dict[str, object] = {
+        "train_image_size": 128,
+        "box_size_px": {"median": 20.0, "p10": 16.0, "p90": 24.0},
+        "score_threshold": {"score": 0.141, "f1": 0.5, "precision": 0.5, "recall": 0.5, "iou": 0.5},
+    }
+    ckpt = {"model_args": build_args(model), "class_names": ["varroa", "bee"], "meta": meta}
+    torch.save({"model": model.state_dict(), **ckpt}, path)
+    return path
+
+
+def spy_model_threads(monkeypatch: object) -> list[int]:
+    """Make every ``Predictor.from_checkpoint`` model record torch's thread count at each
+    call; returns the list it appends to."""
+    from yolo2retina.predictor import Predictor
+
+    seen: list[int] = []
+    real = Predictor.from_checkpoint
+
+    def spy(path: object, **kw: object) -> Predictor:
+        p = real(path, **kw)  # type: ignore[arg-type]
+        inner = p.model
+
+        def model(images: object) -> object:
+            seen.append(torch.get_num_threads())
+            return inner(images)
+
+        p.model = model  # type: ignore[assignment]
+        return p
+
+    monkeypatch.setattr(Predictor, "from_checkpoint", spy)  # type: ignore[attr-defined]
+    return seen

@@ -18,8 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests._prediction_helpers import board, tiny_checkpoint
-from tests.commands.test_predict import _spread_checkpoint
+from tests._prediction_helpers import board, spread_checkpoint, spy_model_threads, tiny_checkpoint
 from tests.conftest import make_yolo_dataset
 from yolo2retina.cli import main
 
@@ -57,7 +56,7 @@ def onnx_eval(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from yolo2retina.model import load_model
 
     root = tmp_path_factory.mktemp("onnx_eval")
-    _spread_checkpoint(root / "best.pt")
+    spread_checkpoint(root / "best.pt")
     model = load_model(root / "best.pt").model
     rng = np.random.default_rng(0)
     images = root / "ds" / "images" / "val"
@@ -179,24 +178,8 @@ def test_evaluate_threads_bound_torch_and_onnxruntime(
     .onnx model gets a one-thread onnxruntime session; 0 is a usage error."""
     import onnxruntime as ort
 
-    from yolo2retina.predictor import Predictor
-
     monkeypatch.chdir(onnx_eval)
-    seen: list[int] = []
-    real = Predictor.from_checkpoint
-
-    def spy(path: Any, **kw: Any) -> Predictor:
-        p = real(path, **kw)
-        inner = p.model
-
-        def model(images: Any) -> Any:
-            seen.append(torch.get_num_threads())
-            return inner(images)
-
-        p.model = model  # type: ignore[assignment]
-        return p
-
-    monkeypatch.setattr(Predictor, "from_checkpoint", spy)
+    seen = spy_model_threads(monkeypatch)
     options: list[Any] = []
     real_session = ort.InferenceSession
 

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests._prediction_helpers import board, photo, tiny_checkpoint, tree
+from tests._prediction_helpers import (
+    board,
+    photo,
+    spread_checkpoint,
+    spy_model_threads,
+    tiny_checkpoint,
+    tree,
+)
 from yolo2retina import cli
 from yolo2retina.cli import main
 
@@ -154,35 +161,13 @@ def test_cli_predict_second_run_needs_a_flag(
 # -- an exported ONNX model ------------------------------------------------------------------
 
 
-def _spread_checkpoint(path: Path) -> Path:
-    """A 2-class resnet18-FPN checkpoint (128 px) whose heads give well-spread scores."""
-    import torch
-
-    from yolo2retina.model import build_args, build_retinanet
-
-    torch.manual_seed(0)
-    model = build_retinanet(num_classes=2, backbone="resnet18_fpn", min_size=128, max_size=128)
-    with torch.no_grad():
-        model.head.classification_head.cls_logits.weight.normal_(0.0, 0.05)
-        model.head.classification_head.cls_logits.bias.fill_(-2.0)
-        model.head.regression_head.bbox_reg.weight.normal_(0.0, 0.02)
-    meta: dict[str, object] = {
-        "train_image_size": 128,
-        "box_size_px": {"median": 20.0, "p10": 16.0, "p90": 24.0},
-        "score_threshold": {"score": 0.141, "f1": 0.5, "precision": 0.5, "recall": 0.5, "iou": 0.5},
-    }
-    ckpt = {"model_args": build_args(model), "class_names": ["varroa", "bee"], "meta": meta}
-    torch.save({"model": model.state_dict(), **ckpt}, path)
-    return path
-
-
 @pytest.fixture(scope="module")
 def onnx_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with ``best.pt``, ``best.onnx`` (exported by the CLI) and ``photos/``."""
     pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
     pytest.importorskip("onnxscript", reason="the onnx extra is not installed")
     root = tmp_path_factory.mktemp("onnx_predict")
-    _spread_checkpoint(root / "best.pt")
+    spread_checkpoint(root / "best.pt")
     rng = np.random.default_rng(0)
     (root / "photos").mkdir()
     for name, size in (("a.png", 200), ("b.png", 150)):
@@ -289,23 +274,7 @@ def test_cli_predict_threads_bound_torch_and_are_restored(
     0 is a usage error."""
     import torch
 
-    from yolo2retina.predictor import Predictor
-
-    seen: list[int] = []
-    real = Predictor.from_checkpoint
-
-    def spy(path: Any, **kw: Any) -> Predictor:
-        p = real(path, **kw)
-        inner = p.model
-
-        def model(images: Any) -> Any:
-            seen.append(torch.get_num_threads())
-            return inner(images)
-
-        p.model = model
-        return p
-
-    monkeypatch.setattr(Predictor, "from_checkpoint", spy)
+    seen = spy_model_threads(monkeypatch)
     monkeypatch.chdir(tmp_path)
     photo(Path("photos") / "a.png", (10, 10, 30, 30))
     photo(Path("photos") / "bad.png", (10, 10, 30, 30)).write_bytes(b"nope")

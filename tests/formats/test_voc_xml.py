@@ -160,20 +160,20 @@ def _insert(data: bytes, pos: int, snippet: str) -> bytes:
     return data[:k] + snippet.encode() + data[k:]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    doc=_voc_documents(),
-    xml_ops=_xml_ops,
-    inserts=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_SNIPPETS)), max_size=3),
-    byte_ops=st.lists(
-        st.tuples(
-            st.sampled_from(["truncate", "flip", "insert", "bad-utf8", "delete"]),
-            st.integers(0, 10_000),
-            st.binary(min_size=1, max_size=4),
-        ),
-        max_size=1,
+#: Up to three snippets inserted anywhere, and at most one byte-level damage.
+_inserts = st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_SNIPPETS)), max_size=3)
+_one_byte_op = st.lists(
+    st.tuples(
+        st.sampled_from(["truncate", "flip", "insert", "bad-utf8", "delete"]),
+        st.integers(0, 10_000),
+        st.binary(min_size=1, max_size=4),
     ),
+    max_size=1,
 )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=_voc_documents(), xml_ops=_xml_ops, inserts=_inserts, byte_ops=_one_byte_op)
 @example(doc=b"<annotation><object><name>a&amp;b</name></object></annotation>", xml_ops=[],
          inserts=[], byte_ops=[])  # fmt: skip
 def test_fast_parser_gives_what_the_old_parser_gave(
@@ -411,19 +411,7 @@ def _plain(data: bytes) -> tuple[object, ...] | None:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    doc=_voc_documents(),
-    xml_ops=_xml_ops,
-    inserts=st.lists(st.tuples(st.integers(0, 10_000), st.sampled_from(_SNIPPETS)), max_size=2),
-    byte_ops=st.lists(
-        st.tuples(
-            st.sampled_from(["truncate", "flip", "insert", "bad-utf8", "delete"]),
-            st.integers(0, 10_000),
-            st.binary(min_size=1, max_size=4),
-        ),
-        max_size=1,
-    ),
-)
+@given(doc=_voc_documents(), xml_ops=_xml_ops, inserts=_inserts, byte_ops=_one_byte_op)
 def test_plain_path_answers_only_with_the_tree_paths_record(
     tmp_path_factory: pytest.TempPathFactory,
     doc: bytes,

@@ -40,6 +40,20 @@ def add_no_cache(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads(p: argparse.ArgumentParser) -> None:
+    """Add ``--threads N`` (predict, evaluate: the CPU threads the model may use)."""
+    from yolo2retina.cli import positive_int
+
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="onnxruntime / torch CPU threads: bound the CPU the model uses (an .onnx "
+        "model's onnxruntime session, and torch's threads, restored afterwards); "
+        "default: their own choice",
+    )
+
+
 def reader_options(args: argparse.Namespace, fmt: str) -> dict[str, Any]:
     """Reader keywords from the command line: ``images_root=`` when ``--images-root`` is
     given, ``cache=False`` for ``--no-cache`` (for the formats that have a load cache).

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from yolo2retina.cli import add_output_flags, fraction, positive_int
+from yolo2retina.commands import add_threads
 
 NAME = "predict"
 HELP = (
@@ -80,14 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default="cpu",
         help="torch device, e.g. cpu or cuda (default cpu); for an .onnx model: cpu, cuda or auto",
     )
-    p.add_argument(
-        "--threads",
-        type=positive_int,
-        default=None,
-        help="onnxruntime / torch CPU threads: bound the CPU the model uses (an .onnx "
-        "model's onnxruntime session, and torch's threads, restored afterwards); "
-        "default: their own choice",
-    )
+    add_threads(p)
     p.add_argument(
         "--save-txt",
         action="store_true",
