@@ -13,7 +13,7 @@ Each row splits the time into the steps of :func:`yolo2retina.prediction.predict
 (:func:`~yolo2retina.image.image_to_tensor`), ``model`` (cropping and padding the tiles,
 the model's resize and normalisation, backbone, head and its per-image NMS) and ``merge``
 (:func:`~yolo2retina.prediction.outputs_to_targets` and, for tiles,
-:func:`~yolo2retina.tiling.merge_tile_detections`). Engines: PyTorch eager fp32, the
+:func:`~yolo2retina.prediction.merge_tile_outputs`, the same calls predict makes). Engines: PyTorch eager fp32, the
 same with the model in ``channels_last`` memory format (both under
 ``torch.inference_mode``), and onnxruntime when it and the package's ONNX export are
 installed (otherwise the row says why not).
@@ -53,15 +53,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as nnf
 from PIL import Image
 
 from yolo2retina.atomic import atomic_write_text
 from yolo2retina.backbones import BACKBONES
 from yolo2retina.image import image_to_tensor, load_image
 from yolo2retina.model import BuiltRetinaNet, build_retinanet
-from yolo2retina.prediction import outputs_to_targets
-from yolo2retina.tiling import merge_tile_detections, resolve_tile, tile_windows
+from yolo2retina.prediction import crop_tile, merge_tile_outputs, outputs_to_targets
+from yolo2retina.tiling import resolve_tile, tile_windows
 
 REAL_PHOTOS = (
     Path(__file__).resolve().parents[1]
@@ -176,39 +175,6 @@ def time_tile(path: Path, engine: Engine, score_threshold: float) -> dict[str, f
     return {"decode": t1 - t0, "to_tensor": t2 - t1, "model": t3 - t2, "merge": t4 - t3}
 
 
-def crop_padded(img: torch.Tensor, window: Sequence[int], tile: int) -> torch.Tensor:
-    """The window of ``(3, H, W)`` ``img``, padded black to ``tile x tile`` (as predict does)."""
-    x0, y0, x1, y1 = window
-    crop = img[:, y0:y1, x0:x1]
-    pad_w, pad_h = tile - (x1 - x0), tile - (y1 - y0)
-    return nnf.pad(crop, (0, pad_w, 0, pad_h)) if pad_w > 0 or pad_h > 0 else crop
-
-
-def merge_tiles(
-    runs: list[tuple[list[list[int]], Sequence[Mapping[str, torch.Tensor]]]],
-    windows: np.ndarray,
-    image_hw: tuple[int, int],
-    score_threshold: float,
-) -> int:
-    """Tile outputs -> one merged Target (predict's tiled path); the number of detections."""
-    boxes, labels, scores, tiles = [], [], [], []
-    start = 0
-    for chunk, outs in runs:
-        sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in chunk]
-        found = outputs_to_targets(outs, sizes, score_threshold=score_threshold, sort=False)
-        for k, ((x0, y0, _, _), t) in enumerate(zip(chunk, found.targets, strict=True)):
-            boxes.append(t.boxes.astype(np.float64) + np.array([x0, y0, x0, y0]))
-            labels.append(t.labels)
-            scores.append(t.scores if t.scores is not None else np.zeros(len(t)))
-            tiles.append(np.full(len(t), start + k, dtype=np.int64))
-        start += len(chunk)
-    merged = merge_tile_detections(
-        np.concatenate(boxes), np.concatenate(labels), np.concatenate(scores),
-        np.concatenate(tiles), windows, image_hw,
-    )  # fmt: skip
-    return len(merged)
-
-
 def time_photo(
     path: Path, engine: Engine, meta: Mapping[str, Any], batch_size: int, score_threshold: float
 ) -> dict[str, float]:
@@ -225,9 +191,9 @@ def time_photo(
     runs = []
     for s in range(0, len(windows), batch_size):
         chunk = windows[s : s + batch_size].tolist()
-        runs.append((chunk, engine([crop_padded(x, w, tile) for w in chunk])))
+        runs.append((chunk, engine([crop_tile(x, w, tile) for w in chunk])))
     t3 = time.perf_counter()
-    merge_tiles(runs, windows, hw, score_threshold)
+    merge_tile_outputs(runs, windows, hw, score_threshold)
     t4 = time.perf_counter()
     steps = {"decode": t1 - t0, "to_tensor": t2 - t1, "model": t3 - t2, "merge": t4 - t3}
     return {**steps, "tiles": float(len(windows))}

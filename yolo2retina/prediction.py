@@ -39,7 +39,9 @@ from yolo2retina.tiling import TileArg, merge_tile_detections, resolve_tile, til
 __all__ = [
     "ImagePrediction",
     "OutputTargets",
+    "crop_tile",
     "iter_predict",
+    "merge_tile_outputs",
     "outputs_to_targets",
     "predict",
 ]
@@ -212,8 +214,9 @@ def _run(
         return model([t.to(device) for t in batch])
 
 
-def _crop(img: torch.Tensor, window: Sequence[int], tile: int) -> torch.Tensor:
-    """The ``window`` of ``(3, H, W)`` ``img``, padded (black) to ``tile x tile``.
+def crop_tile(img: torch.Tensor, window: Sequence[int], tile: int) -> torch.Tensor:
+    """The ``window`` ``(x0, y0, x1, y1)`` of ``(3, H, W)`` ``img``, padded (black) to
+    ``(3, tile, tile)``: one model input of predict's tiled path.
 
     Short edge tiles are padded so that the model's resize scales every tile the same
     way (objects keep one size).
@@ -224,6 +227,45 @@ def _crop(img: torch.Tensor, window: Sequence[int], tile: int) -> torch.Tensor:
     if pad_w > 0 or pad_h > 0:
         crop = nnf.pad(crop, (0, max(pad_w, 0), 0, max(pad_h, 0)))
     return crop
+
+
+def merge_tile_outputs(
+    runs: Sequence[tuple[Sequence[Sequence[int]], Sequence[Mapping[str, torch.Tensor]]]],
+    windows: npt.NDArray[np.int64],
+    image_hw: tuple[int, int],
+    score_threshold: float,
+) -> Target:
+    """The model outputs of an image's tiles -> one :class:`Target` in the image's frame.
+
+    Args:
+        runs: ``(windows of one model call, its outputs)``, in the order of ``windows``.
+        windows: ``(T, 4) int64`` every tile window of the image
+            (:func:`~yolo2retina.tiling.tile_windows`).
+        image_hw: the image's ``(height, width)``.
+        score_threshold: detections below it are dropped before the merge.
+
+    Returns:
+        Detections with ``scores``; an object seen by two tiles is counted once
+        (:func:`~yolo2retina.tiling.merge_tile_detections`).
+    """
+    all_b, all_l, all_s, all_t = [], [], [], []
+    start = 0
+    for chunk, outs in runs:
+        sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in chunk]
+        found = outputs_to_targets(outs, sizes, score_threshold=score_threshold, sort=False)
+        for k, ((x0, y0, _, _), t) in enumerate(zip(chunk, found.targets, strict=True)):
+            all_b.append(t.boxes.astype(np.float64) + np.array([x0, y0, x0, y0]))
+            all_l.append(t.labels)
+            all_s.append(t.scores if t.scores is not None else np.zeros(len(t)))
+            all_t.append(np.full(len(t), start + k, dtype=np.int64))
+        start += len(chunk)
+    boxes = np.concatenate(all_b) if all_b else np.zeros((0, 4))
+    labels = np.concatenate(all_l) if all_l else np.zeros((0,), np.int64)
+    scores = np.concatenate(all_s) if all_s else np.zeros((0,))
+    tiles = np.concatenate(all_t) if all_t else np.zeros((0,), np.int64)
+    merged = merge_tile_detections(boxes, labels, scores, tiles, windows, image_hw)
+    merged_scores = merged.scores if merged.scores is not None else np.zeros(len(merged))
+    return _to_frame(merged.boxes, merged.labels, merged_scores, image_hw)[0]
 
 
 def _predict_tiled(
@@ -238,24 +280,11 @@ def _predict_tiled(
     """One ``(3, H, W)`` image as overlapping tiles, merged (see :mod:`yolo2retina.tiling`)."""
     h, w = int(img.shape[1]), int(img.shape[2])
     windows = tile_windows((h, w), tile, 0.0, min_overlap_px=min_overlap_px)
-    all_b, all_l, all_s, all_t = [], [], [], []
+    runs = []
     for start in range(0, len(windows), batch_size):
         chunk = windows[start : start + batch_size].tolist()
-        outs = _run(model, [_crop(img, win, tile) for win in chunk], device)
-        sizes = [(y1 - y0, x1 - x0) for x0, y0, x1, y1 in chunk]
-        found = outputs_to_targets(outs, sizes, score_threshold=score_threshold, sort=False)
-        for k, ((x0, y0, _, _), t) in enumerate(zip(chunk, found.targets, strict=True)):
-            all_b.append(t.boxes.astype(np.float64) + np.array([x0, y0, x0, y0]))
-            all_l.append(t.labels)
-            all_s.append(t.scores if t.scores is not None else np.zeros(len(t)))
-            all_t.append(np.full(len(t), start + k, dtype=np.int64))
-    boxes = np.concatenate(all_b) if all_b else np.zeros((0, 4))
-    labels = np.concatenate(all_l) if all_l else np.zeros((0,), np.int64)
-    scores = np.concatenate(all_s) if all_s else np.zeros((0,))
-    tiles = np.concatenate(all_t) if all_t else np.zeros((0,), np.int64)
-    merged = merge_tile_detections(boxes, labels, scores, tiles, windows, (h, w))
-    merged_scores = merged.scores if merged.scores is not None else np.zeros(len(merged))
-    return _to_frame(merged.boxes, merged.labels, merged_scores, (h, w))[0]
+        runs.append((chunk, _run(model, [crop_tile(img, win, tile) for win in chunk], device)))
+    return merge_tile_outputs(runs, windows, (h, w), score_threshold)
 
 
 def _unwrap(model: Any) -> tuple[DetectionModel, Mapping[str, Any] | None]:
