@@ -49,8 +49,6 @@ import argparse
 import copy
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -60,8 +58,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import numpy as np
 import torch
+from real_accuracy_report import combine, machine, table  # bench/ is sys.path[0]
+from real_accuracy_yolo import YOLO, run_yolov8n
 
 from yolo2retina.atomic import atomic_write_text
 
@@ -125,9 +124,6 @@ def recipes() -> dict[str, Recipe]:
             fpn_channels=narrow,
         ),
     }
-
-
-YOLO = "yolov8n"
 
 
 def recipe_names(text: str) -> list[str]:
@@ -392,188 +388,6 @@ _SHOWN = (
     "epochs",
     "val_every",
 )
-
-
-# -- YOLOv8n (optional) ------------------------------------------------------------------------
-
-
-def run_yolov8n(
-    data_yaml: Path, work: Path, args: argparse.Namespace, say: Callable[[str], None]
-) -> dict[str, Any]:
-    """YOLOv8n from its yaml under the same budget, scored with our coco_map on our val split.
-
-    Raises:
-        ImportError: ultralytics is not installed.
-    """
-    from yolo2retina.train_loop import recall_at
-
-    img_size = args.img_size or 1024
-    budget_s = args.minutes * 60.0
-    last, epochs, wall = _train_yolo(data_yaml, work, img_size, args)
-    say(f"trained {epochs} epochs in {wall / 60:.1f} min (final validation included); {last}")
-    metrics = _score_yolo(data_yaml, last, img_size, args)
-    final = {
-        "epoch": epochs,
-        "train_seconds": round(wall, 1),
-        "budget_fraction": round(wall / budget_s, 3),
-        "map50": float(metrics.map50),
-        "map": float(metrics.map),
-        "recall50": recall_at(metrics, 0.5),
-        "mar100": float(metrics.mar_100),
-        "val_loss": None,
-        "train_loss": None,
-    }
-    return {
-        "description": "Ultralytics YOLOv8n from yolov8n.yaml, its default augmentation",
-        "system": "ultralytics YOLOv8n",
-        "img_size": img_size,
-        "settings": {"batch_size": args.yolo_batch, "time_hours": budget_s / 3600.0},
-        "hflip_only": False,
-        "anchor_sizes": None,
-        "seconds_per_step": None,
-        "over_budget": wall > budget_s,
-        "epochs": epochs,
-        "train_seconds": round(wall, 1),
-        "checkpoints": [final],
-        "final": final,
-    }
-
-
-def _train_yolo(
-    data_yaml: Path, work: Path, img_size: int, args: argparse.Namespace
-) -> tuple[Path, int, float]:
-    """Train YOLOv8n from random weights for the budget: ``(last.pt, epochs, wall seconds)``."""
-    from ultralytics import YOLO as UltralyticsYOLO  # type: ignore[import-not-found,unused-ignore]
-
-    model = UltralyticsYOLO("yolov8n.yaml")  # the architecture only: random weights
-    t0 = time.perf_counter()
-    model.train(
-        data=str(data_yaml),
-        epochs=10_000,  # `time` overrides it: Ultralytics fits its epochs to the budget
-        time=args.minutes / 60.0,
-        imgsz=img_size,
-        batch=args.yolo_batch,
-        device=args.device,
-        workers=args.workers,
-        seed=args.seed,
-        project=str(work / YOLO),
-        name="train",
-        exist_ok=True,
-        pretrained=False,
-        amp=False,
-        plots=False,
-        val=False,
-        verbose=False,
-    )
-    wall = time.perf_counter() - t0
-    trainer = model.trainer
-    return Path(trainer.last), int(getattr(trainer, "epoch", -1)) + 1, wall
-
-
-def _score_yolo(data_yaml: Path, last: Path, img_size: int, args: argparse.Namespace) -> Any:
-    """coco_map of the YOLOv8n checkpoint ``last`` on our val split (all detections)."""
-    from ultralytics import YOLO as UltralyticsYOLO  # type: ignore[import-not-found,unused-ignore]
-
-    from yolo2retina.coco_metric import coco_map
-    from yolo2retina.dataset import DetectionDataset
-    from yolo2retina.target import Target
-
-    val = DetectionDataset.from_path(data_yaml, split="val")
-    scorer = UltralyticsYOLO(str(last))
-    preds = []
-    for i in range(len(val)):
-        res = scorer.predict(
-            str(val.image_path(i)),
-            imgsz=img_size,
-            conf=0.001,
-            iou=0.7,
-            max_det=300,
-            device=args.device,
-            verbose=False,
-        )[0]
-        boxes = res.boxes
-        preds.append(
-            Target(
-                boxes.xyxy.cpu().numpy().astype(np.float32),
-                boxes.cls.cpu().numpy().astype(np.int64),
-                boxes.conf.cpu().numpy().astype(np.float32),
-            )
-        )
-    return coco_map(val.annotations, preds)
-
-
-# -- report -------------------------------------------------------------------------------------
-
-
-def _num(value: Any, fmt: str = ".3f") -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def table(results: dict[str, dict[str, Any]], skipped: dict[str, str]) -> str:
-    """The summary table and the checkpoint table, in Markdown."""
-    lines = [
-        "| recipe | img | epochs | s/step | train min | val mAP@0.5 | mAP | recall@0.5 |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        f = r["final"] or {}
-        lines.append(
-            f"| {name} | {r['img_size']} | {r['epochs']} | {_num(r['seconds_per_step'], '.2f')} "
-            f"| {r['train_seconds'] / 60:.1f} | {_num(f.get('map50'))} | {_num(f.get('map'))} "
-            f"| {_num(f.get('recall50'))} |"
-        )
-    for name, why in skipped.items():
-        lines.append(f"| {name} | - | - | - | - | skipped: {why} | - | - |")
-    lines += [
-        "",
-        "| recipe | epoch | train min | budget | val mAP@0.5 | mAP | recall@0.5 |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results.items():
-        for c in r["checkpoints"]:
-            lines.append(
-                f"| {name} | {c['epoch']} | {c['train_seconds'] / 60:.1f} "
-                f"| {c['budget_fraction']:.0%} | {_num(c['map50'])} | {_num(c['map'])} "
-                f"| {_num(c['recall50'])} |"
-            )
-    return "\n".join(lines)
-
-
-def machine() -> dict[str, Any]:
-    """Where the numbers come from."""
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
-def combine(paths: Sequence[Path]) -> dict[str, Any]:
-    """One report of several runs' JSON: their recipes, in order, and each run's machine.
-
-    Raises:
-        SystemExit: a file is missing or two runs have a recipe of the same name.
-    """
-    merged: dict[str, Any] = {"combined": [], "recipes": {}, "skipped": {}}
-    for path in paths:
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise SystemExit(f"{path}: cannot read ({e})") from None
-        for name, result in report["recipes"].items():
-            if name in merged["recipes"]:
-                raise SystemExit(f"{path}: recipe {name!r} is also in an earlier file")
-            merged["recipes"][name] = {**result, "machine": report["machine"]}
-        merged["skipped"].update(report.get("skipped", {}))
-        merged["combined"].append(
-            {k: report.get(k) for k in ("data", "images", "minutes", "machine", "wall_seconds")}
-            | {"file": str(path)}
-        )
-    return merged
 
 
 def main(argv: Sequence[str] | None = None) -> int:
