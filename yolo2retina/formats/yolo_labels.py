@@ -1,8 +1,9 @@
 """Parsing one YOLO label file: ``class cx cy w h`` rows or polygons -> pixel XYXY boxes.
 
 Rows are normalized to the (EXIF-corrected) image size; a polygon ``class x1 y1 ... xn yn``
-becomes its enclosing box. A clean file (only valid, unique five-value rows) takes a
-vectorised path; anything else is parsed row by row for exact messages and counts.
+becomes its enclosing box. Clean files (only valid, unique five-value rows of plain
+numbers) are parsed together in one NumPy pass (:func:`parse_clean_texts`); any other file
+is parsed row by row (:func:`parse_label_text`) for exact messages and counts.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from itertools import chain
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -36,44 +36,6 @@ def parse_float(tok: str) -> float | None:
         return float(tok)
     except ValueError:
         return None
-
-
-def _parse_clean_boxes(
-    lines: list[tuple[int, list[str]]], image_wh: tuple[int, int], num_classes: int
-) -> _Boxes | None:
-    """Vectorised path for the common file: only valid, unique ``class cx cy w h`` rows.
-
-    Returns ``None`` whenever anything needs a closer look (polygons, bad values, clips,
-    duplicates); the row-by-row path then produces the exact messages and counts.
-    """
-    if not lines:
-        return _no_boxes()
-    if any(len(t) != 5 for _, t in lines):
-        return None
-    try:
-        arr = np.array([t for _, t in lines], dtype=np.float64)
-    except (ValueError, OverflowError):
-        return None
-    if not np.isfinite(arr).all():
-        return None
-    cls = arr[:, 0]
-    with np.errstate(over="ignore", invalid="ignore"):  # 1e308 + 1e308 / 2 -> inf: refused below
-        norm = box_ops.cxcywh_to_xyxy(arr[:, 1:])
-    ok = (
-        bool((cls == np.floor(cls)).all())
-        and bool(((cls >= 0) & (cls < num_classes)).all())
-        and bool((arr[:, 3:] > 0).all())
-        and bool(((norm >= 0) & (norm <= 1)).all())
-        # duplicates by value: "0.50" and "0.5" are the same row (-0.0 equals 0.0 here)
-        and len(set(map(tuple, arr.tolist()))) == len(lines)
-    )
-    if not ok:
-        return None
-    # checked in float32, the dtype Annotations stores: w=1e-9 has no area there
-    xyxy = box_ops.xyxy_norm_to_xyxy(norm, image_wh).astype(np.float32)
-    if not ((xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])).all():
-        return None
-    return xyxy, cls.astype(np.int64)
 
 
 #: A label file of only ``class cx cy w h`` rows of plain ASCII numbers and blank lines:
@@ -139,8 +101,8 @@ def parse_clean_texts(
 def _clean_rows(
     values: npt.NDArray[np.float64], file_of: npt.NDArray[np.int64], num_classes: int
 ) -> npt.NDArray[np.bool_]:
-    """``(M,) bool``: the rows :func:`_parse_clean_boxes` would accept (finite, a whole
-    class id in range, a positive size, inside ``[0, 1]``, not a repeat in its file)."""
+    """``(M,) bool``: the rows that need no clip, drop or message (finite, a whole class id
+    in range, a positive size, inside ``[0, 1]``, not a repeat in its file)."""
     with np.errstate(over="ignore", invalid="ignore"):
         cls = values[:, 0]
         norm = box_ops.cxcywh_to_xyxy(values[:, 1:])
@@ -159,24 +121,6 @@ def _clean_rows(
         ok &= ~dup
     result: npt.NDArray[np.bool_] = ok
     return result
-
-
-def parse_label_file(
-    label: Path,
-    image_wh: tuple[int, int],
-    num_classes: int,
-    strict: bool,
-    report: LoadReport,
-    problems: list[str],
-) -> _Boxes:
-    """The boxes of one label file: ``(n, 4) float32`` pixel XYXY and ``(n,) int64`` labels.
-
-    Bad rows are problems naming ``file:line``; clips and drops are counted in ``report``.
-    """
-    text = read_label_text(label, problems)
-    if text is None:
-        return _no_boxes()
-    return parse_label_text(label, text, image_wh, num_classes, strict, report, problems)
 
 
 def read_label_text(label: str | os.PathLike[str], problems: list[str]) -> str | None:
@@ -202,13 +146,14 @@ def parse_label_text(
     report: LoadReport,
     problems: list[str],
 ) -> _Boxes:
-    """:func:`parse_label_file` on a label file's text, already read."""
+    """The boxes of one label file's text: ``(n, 4) float32`` pixel XYXY and ``(n,) int64``
+    labels.
+
+    Bad rows are problems naming ``file:line``; clips and drops are counted in ``report``.
+    """
     lines = [
         (n, toks) for n, toks in enumerate((ln.split() for ln in text.splitlines()), 1) if toks
     ]
-    fast = _parse_clean_boxes(lines, image_wh, num_classes)
-    if fast is not None:
-        return fast
     rows: list[npt.NDArray[np.float64]] = []
     cls_ids: list[int] = []
     linenos: list[int] = []
