@@ -139,3 +139,9 @@ def test_from_onnx_passes_threads_to_the_session(
     assert Predictor.from_onnx("m.onnx").model.threads is None
     with pytest.raises(ConfigError, match="threads must be a whole number >= 1"):
         Predictor.from_onnx("m.onnx", threads=0)
+    # from_checkpoint hands an .onnx to from_onnx with its threads, as the CLI loads it
+    p = Predictor.from_checkpoint("m.onnx", threads=3)
+    assert p.model.session.get_session_options().intra_op_num_threads == 3
+    for path in ("m.onnx", "best.pt"):  # a bad count is refused before any file is read
+        with pytest.raises(ConfigError, match="threads must be a whole number >= 1"):
+            Predictor.from_checkpoint(path, threads=0)

@@ -16,7 +16,7 @@ from yolo2retina.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["resolve_device", "torch_threads"]
+__all__ = ["check_threads", "resolve_device", "torch_threads"]
 
 
 def resolve_device(
@@ -61,6 +61,17 @@ def resolve_device(
         raise ConfigError(f"device={name!r}: {e}") from None
 
 
+def check_threads(n: int | None) -> int | None:
+    """``n`` when it is ``None`` or a whole number >= 1 (a CPU thread count).
+
+    Raises:
+        ConfigError: anything else (``0``, ``1.5``, ``True``, ``"2"``).
+    """
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ConfigError(f"threads must be a whole number >= 1 or None, got {n!r}")
+    return n
+
+
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """torch's CPU (intra-op) threads set to ``n`` inside the block, restored after it,
@@ -69,11 +80,10 @@ def torch_threads(n: int | None) -> Iterator[None]:
     Raises:
         ConfigError: ``n`` is not ``None`` or a whole number >= 1.
     """
+    n = check_threads(n)
     if n is None:
         yield
         return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"threads must be a whole number >= 1 or None, got {n!r}")
     import torch
 
     before = torch.get_num_threads()

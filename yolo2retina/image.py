@@ -62,6 +62,12 @@ def _open(path: str | os.PathLike[str]) -> Image.Image:
     ``DecompressionBombWarning`` (between one and two times the limit) stays a warning.
     """
     _check_regular(path)
+    return _pillow_open(path)
+
+
+def _pillow_open(path: str | os.PathLike[str]) -> Image.Image:
+    """``Image.open`` of a path :func:`_check_regular` accepted, every failure an
+    :class:`ImageReadError`."""
     try:
         return Image.open(path)
     except FileNotFoundError:
@@ -147,7 +153,7 @@ def read_image_hw(path: str | os.PathLike[str]) -> tuple[int, int]:
     hw = header_hw(path)
     if hw is not None:
         return hw
-    with _open(path) as img:
+    with _pillow_open(path) as img:
         w, h = img.size
         if exif_orientation(img) in (5, 6, 7, 8) and not _header_is_upright(img):
             w, h = h, w

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from yolo2retina.device import check_threads
 from yolo2retina.errors import ConfigError
 
 __all__ = [
@@ -255,15 +256,6 @@ def providers_for(device: str) -> list[str]:
     raise ConfigError(f"an ONNX model runs on 'cpu', 'cuda' or 'auto', not {device!r}")
 
 
-def _check_threads(threads: int | None) -> int | None:
-    """``threads`` if it is ``None`` or a whole number >= 1 (not a bool)."""
-    if threads is None:
-        return None
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"threads must be a whole number >= 1 or None, got {threads!r}")
-    return threads
-
-
 def _session(path: Path, providers: Sequence[str] | None, threads: int | None) -> Any:
     try:
         import onnxruntime as ort
@@ -321,7 +313,7 @@ class OnnxDetector:
                 is not installed, a provider is not available, or ``threads`` is not
                 ``None`` or a whole number >= 1.
         """
-        self.threads = _check_threads(threads)
+        self.threads = check_threads(threads)
         self.path = Path(path)
         self.config = read_sidecar(self.path)
         self.class_names = tuple(str(n) for n in self.config["class_names"])

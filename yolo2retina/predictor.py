@@ -17,6 +17,7 @@ import attrs
 import torch
 
 from yolo2retina.counts import count_labels
+from yolo2retina.device import check_threads
 from yolo2retina.model import LoadedModel, load_model
 from yolo2retina.prediction import ImageInput, predict
 from yolo2retina.score_threshold import recorded_score_threshold
@@ -64,17 +65,25 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | os.PathLike[str], *, device: str | torch.device = "cpu"
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        device: str | torch.device = "cpu",
+        threads: int | None = None,
     ) -> Predictor:
         """Load a training checkpoint (``best.pt``/``last.pt``) into a ready predictor.
 
-        A path ending in ``.onnx`` is an exported model: :meth:`from_onnx` loads it.
+        A path ending in ``.onnx`` is an exported model: :meth:`from_onnx` loads it, with
+        ``threads`` (ONNX Runtime's CPU threads; a PyTorch model's threads are the
+        process's, see :func:`~yolo2retina.device.torch_threads`).
 
         Raises:
-            ConfigError: the file is missing or is not a yolo2retina checkpoint.
+            ConfigError: the file is missing or is not a yolo2retina checkpoint, or
+                ``threads`` is not ``None`` or a whole number >= 1.
         """
         if os.fspath(path).lower().endswith(".onnx"):
-            return cls.from_onnx(path, device=device)
+            return cls.from_onnx(path, device=device, threads=threads)
+        check_threads(threads)
         return cls.from_loaded(load_model(path, device=device), source=str(path))
 
     @classmethod

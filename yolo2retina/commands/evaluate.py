@@ -110,10 +110,7 @@ def run(args: argparse.Namespace) -> int:
     check_output_files([out / "metrics.json", out / "predictions.json"], overwrite=args.overwrite)
     # a checkpoint's model goes to --device; an .onnx model runs through onnxruntime on the
     # providers --device names (Predictor.from_onnx), as predict runs it
-    if str(args.weights).lower().endswith(".onnx"):
-        predictor = Predictor.from_onnx(args.weights, device=args.device, threads=args.threads)
-    else:
-        predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    predictor = Predictor.from_checkpoint(args.weights, device=args.device, threads=args.threads)
     if tuple(ann.class_names) != tuple(predictor.class_names):
         raise ConfigError(
             f"{args.weights} was trained on classes {list(predictor.class_names)} but "

@@ -116,10 +116,7 @@ def run(args: argparse.Namespace) -> int:
     for src in args.source:  # folders stay folders: the output may not lie inside them
         found = find_images(src)  # fails early when nothing matches
         sources += [src] if os.path.isdir(src) else [str(f) for f in found]
-    if str(args.weights).lower().endswith(".onnx"):
-        predictor = Predictor.from_onnx(args.weights, device=args.device, threads=args.threads)
-    else:
-        predictor = Predictor.from_checkpoint(args.weights, device=args.device)
+    predictor = Predictor.from_checkpoint(args.weights, device=args.device, threads=args.threads)
     score, origin = predict_score_threshold(args.score, predictor.meta, where=args.weights)
     print(f"score threshold {score:.3g} ({_ORIGIN[origin]})")
     with torch_threads(args.threads):

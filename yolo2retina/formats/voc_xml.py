@@ -25,6 +25,7 @@ import os
 import pyexpat
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Iterable
 
 import attrs
 
@@ -172,7 +173,11 @@ def _number(text: str, tag: str, where: object) -> float:
 
 def _size(size: dict[str, list[ET.Element]], tag: str, xml: str) -> int:
     """``<width>`` or ``<height>`` in pixels; 0 when absent (size then unknown)."""
-    t = _text(_one(size, tag, "size", xml))
+    return _pixels(_text(_one(size, tag, "size", xml)), tag, xml)
+
+
+def _pixels(t: str | None, tag: str, xml: str) -> int:
+    """The stripped text ``t`` of ``<width>`` or ``<height>`` as whole pixels; 0 for none."""
     if t is None:
         return 0
     v = _number(t, tag, f"{xml}: <size>")
@@ -284,15 +289,25 @@ def _fast_object(obj: ET.Element) -> VocObject | None:
             vals.append(float(t))
         except ValueError:
             return None
+    flags = _flag_bits(
+        "" if (el := one.get(tag)) is None or el.text is None else el.text for tag, _ in _FLAG_TAGS
+    )
+    if flags is None:
+        return None
+    return name, (vals[0], vals[1], vals[2], vals[3]), flags
+
+
+def _flag_bits(texts: Iterable[str]) -> int | None:
+    """The flag bits of the texts of ``<difficult>`` and ``<truncated>`` (in
+    :data:`_FLAG_TAGS` order; ``""`` when absent), or ``None`` unless each is empty, 0 or 1."""
     flags = 0
-    for tag, bit in _FLAG_TAGS:
-        el = one.get(tag)
-        t = "" if el is None or el.text is None else el.text.strip()
+    for text, (_, bit) in zip(texts, _FLAG_TAGS, strict=True):
+        t = text.strip()
         if t == "1":
             flags |= bit
         elif t not in ("", "0"):
             return None
-    return name, (vals[0], vals[1], vals[2], vals[3]), flags
+    return flags
 
 
 def _parse_object(obj: ET.Element, where: str) -> VocObject:
@@ -448,25 +463,13 @@ def _plain_head(xml: str, items: list[tuple[str, ...]]) -> VocRecord | None:
         heights = [t for tag, t in children if tag == "height"]
         if len(widths) > 1 or len(heights) > 1:
             return None
-        w, h = _plain_pixels(widths), _plain_pixels(heights)
-        if w is None or h is None:
-            return None
+        try:
+            w = _pixels(widths[0].strip() or None if widths else None, "width", xml)
+            h = _pixels(heights[0].strip() or None if heights else None, "height", xml)
+        except _Bad:
+            return None  # the tree path reports it
         size_wh = (w, h) if w > 0 and h > 0 else None
     return VocRecord(xml, filename, size_wh)
-
-
-def _plain_pixels(texts: list[str]) -> int | None:
-    """:func:`_size` on the text of ``<width>`` or ``<height>``; ``None`` for a problem."""
-    t = texts[0].strip() if texts else ""
-    if not t:
-        return 0
-    if not t.isascii() or "_" in t:
-        return None
-    try:
-        v = float(t)
-    except ValueError:
-        return None
-    return int(v) if math.isfinite(v) and v >= 0 and v.is_integer() else None
 
 
 def _plain_object(found: tuple[str, ...]) -> VocObject | None:
@@ -484,11 +487,9 @@ def _plain_object(found: tuple[str, ...]) -> VocObject | None:
         box = (float(x1), float(y1), float(x2), float(y2))
     except ValueError:
         return None
-    flags = 0
-    for text, bit in (((t1 if t_tag else t2), FLAG_TRUNCATED), (d, FLAG_DIFFICULT)):
-        text = text.strip()
-        if text == "1":
-            flags |= bit
-        elif text and text != "0":
-            return None
+    flags = _flag_bits(
+        {"difficult": d, "truncated": t1 if t_tag else t2}[tag] for tag, _ in _FLAG_TAGS
+    )
+    if flags is None:
+        return None
     return name, box, flags
