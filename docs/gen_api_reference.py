@@ -110,6 +110,8 @@ NOT_DOCUMENTED = (
     "yolo2retina.coco_matching",  # coco_map's array kernels
     "yolo2retina.train_run",  # fit's internal steps
     "yolo2retina.formats.yolo_layout",  # image <-> label path rules of the YOLO reader
+    "yolo2retina.formats.voc_record",  # the VOC reader's record and value rules
+    "yolo2retina.formats.voc_plain",  # the VOC reader's tree-free path for plain files
 )
 
 #: Descriptions of constants that cannot carry a ``#:`` comment where they are exported.
