@@ -7,37 +7,30 @@ a fresh interpreter, as the ``yolo2retina`` script does, and reads its ``sys.mod
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.test_import import _run
 from yolo2retina.cli import COMMANDS
 
-_SCRIPT = """
-import contextlib, io, sys
-sys.argv = ["yolo2retina", *sys.argv[1:]]
-from yolo2retina.cli import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    rc = main()
-heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "torchvision"})
-print(rc, heavy, "usage: yolo2retina" in out.getvalue())
-"""
 
-
-def _help(argv: list[str], cwd: Path) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, *argv],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+def _help(argv: list[str], cwd: Path, before: str = "") -> str:
+    """``yolo2retina ARGV`` in a fresh interpreter: ``"<exit code> <torch modules loaded>
+    <usage printed>"`` (``before``: code run first)."""
+    lines = _run(
+        f"""
+        import contextlib, io
+        {before}
+        from yolo2retina.cli import main
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = main({argv!r})
+        print(rc, heavy(), "usage: yolo2retina" in out.getvalue())
+        """,
+        cwd,
     )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip()
+    return lines[-1]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -51,12 +44,4 @@ def test_top_level_help_loads_no_torch(tmp_path: Path) -> None:
 
 def test_the_probe_sees_torch(tmp_path: Path) -> None:
     """The check itself: a run that imports torch is reported (``train`` does, to train)."""
-    out = subprocess.run(
-        [sys.executable, "-c", "import torch\n" + _SCRIPT, "formats"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    ).stdout
-    assert out.splitlines()[-1] == "0 ['torch'] False"
+    assert _help(["formats"], tmp_path, before="import torch") == "0 ['torch'] False"
