@@ -357,6 +357,20 @@ def measure_group(
     return rows
 
 
+def print_table(rows: list[tuple[str, str, dict[str, Any]]], label: dict[str, str]) -> None:
+    """One row per (data, library): seconds, peak and kept MiB, boxes (or the error)."""
+    print("| data | library | seconds | peak MiB | kept MiB | boxes |")
+    print("|---|---|---:|---:|---:|---:|")
+    for fmt, lib, r in rows:
+        if "error" in r:
+            print(f"| {label[fmt]} | {lib} | error: {r['error']} | | | |")
+        else:
+            print(
+                f"| {label[fmt]} | {lib} | {r['seconds']:.3f} | {r['peak_mb']:.0f} | "
+                f"{r['kept_mb']:.0f} | {r['boxes']} |"
+            )
+
+
 def print_ratios(rows: list[tuple[str, str, dict[str, Any]]], label: dict[str, str]) -> None:
     """Each yolo2retina row's time (and peak / kept memory) as a ratio to each peer's."""
     print("\n| data | yolo2retina read | peer | time ratio | peak ratio | kept ratio |")
@@ -438,16 +452,7 @@ def main() -> None:
         "voc": f"VOC {args.small_images} img",
         "coco": f"COCO {args.small_images} img",
     }
-    print("| data | library | seconds | peak MiB | kept MiB | boxes |")
-    print("|---|---|---:|---:|---:|---:|")
-    for fmt, lib, r in rows:
-        if "error" in r:
-            print(f"| {label[fmt]} | {lib} | error: {r['error']} | | | |")
-        else:
-            print(
-                f"| {label[fmt]} | {lib} | {r['seconds']:.3f} | {r['peak_mb']:.0f} | "
-                f"{r['kept_mb']:.0f} | {r['boxes']} |"
-            )
+    print_table(rows, label)
     print_ratios(rows, label)
     counts: dict[str, set[int]] = {}
     for fmt, _, r in rows:
