@@ -32,7 +32,7 @@ import json
 import os
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ __all__ = [
     "accepts_cache",
     "cache_dir",
     "stat_files",
+    "stat_runs",
 ]
 
 #: The environment variable that chooses the cache folder.
@@ -124,18 +125,77 @@ class SourceStats:
 def stat_files(paths: Iterable[str]) -> SourceStats:
     """:class:`SourceStats` of ``paths`` (absolute paths; a missing one is recorded so)."""
     paths = list(paths)
-    values: list[tuple[int, int, int, int]] = []
-    append = values.append
+    values: list[int] = []
+    _stat_into(values, paths, None)
+    return _source_stats("\0".join(paths), values)
+
+
+def stat_runs(runs: Iterable[tuple[str, Sequence[str]]]) -> SourceStats:
+    """:func:`stat_files` of the paths ``prefix + name`` of every ``(prefix, names)`` run,
+    in order (the same digest): ``prefix`` is a folder's path ending with the separator,
+    each name a file name in it.
+
+    Where ``os.stat`` takes ``dir_fd`` (not on Windows), a run's folder is opened once and
+    its files are ``stat``-ed by name from it, so the folder's path is not looked up again
+    for every file; a folder that cannot be opened so is ``stat``-ed path by path.
+    """
+    values: list[int] = []
+    texts: list[str] = []
+    for prefix, names in runs:
+        if not names:
+            continue
+        texts.append(prefix + ("\0" + prefix).join(names))  # the paths, as stat_files joins them
+        fd = _open_folder(prefix)
+        if fd is None:
+            _stat_into(values, [prefix + n for n in names], None)
+            continue
+        try:
+            _stat_into(values, names, fd)
+        finally:
+            os.close(fd)
+    return _source_stats("\0".join(texts), values)
+
+
+#: ``os.open`` flags of a folder whose files are ``stat``-ed by name (``O_PATH``: searching
+#: it is enough, as for a ``stat`` by path).
+_FOLDER_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_DIRECTORY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_PATH", 0)
+)
+
+
+def _open_folder(prefix: str) -> int | None:
+    """A descriptor of the folder ``prefix`` for ``stat(name, dir_fd=...)``; ``None`` where
+    there is no ``dir_fd`` or the folder cannot be opened (its files are then ``stat``-ed by
+    path, which gives the same answers)."""
+    if not prefix or os.stat not in os.supports_dir_fd:
+        return None
+    try:
+        return os.open(prefix, _FOLDER_FLAGS)
+    except (OSError, ValueError):
+        return None
+
+
+def _stat_into(values: list[int], paths: Sequence[str], dir_fd: int | None) -> None:
+    """Append size, mtime, ctime and mode of each path (relative to ``dir_fd`` when given)
+    to ``values``; :data:`_MISSING` for one that cannot be ``stat``-ed."""
     stat = os.stat
+    extend = values.extend
     for p in paths:
         try:
-            st = stat(p)
+            st = stat(p, dir_fd=dir_fd)
         except (OSError, ValueError):
-            append(_MISSING)
+            extend(_MISSING)
             continue
-        append((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
+        extend((st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode))
+
+
+def _source_stats(joined_paths: str, values: list[int]) -> SourceStats:
+    """:class:`SourceStats` of the ``"\\0"``-joined paths and their four values each."""
     table = np.array(values, np.int64).reshape(-1, 4)
-    digest = hashlib.sha256("\0".join(paths).encode("utf-8", "surrogateescape"))
+    digest = hashlib.sha256(joined_paths.encode("utf-8", "surrogateescape"))
     digest.update(table.tobytes())
     newest = int(table[:, 1].max()) if len(table) else 0
     return SourceStats(digest.hexdigest(), max(newest, 0))

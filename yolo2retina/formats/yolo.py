@@ -43,7 +43,7 @@ from yolo2retina.formats._files import (
     quote,
 )
 from yolo2retina.formats.base import ImageMode, WriteReport
-from yolo2retina.formats.cache import LoadCache, ReportMark, stat_files
+from yolo2retina.formats.cache import LoadCache, ReportMark, stat_runs
 from yolo2retina.formats.darknet import find_obj_data
 from yolo2retina.formats.darknet import load_obj_data as load_obj_data
 from yolo2retina.formats.data_yaml import MAX_YAML_NODES as MAX_YAML_NODES
@@ -54,16 +54,18 @@ from yolo2retina.formats.yolo_labels import CLIP_TOLERANCE as CLIP_TOLERANCE
 from yolo2retina.formats.yolo_labels import parse_clean_texts, parse_label_text, read_label_text
 from yolo2retina.formats.yolo_layout import (
     NOT_REGULAR,
+    Run,
     find_yaml,
     folder_sources,
     folder_splits,
     has_label_txt,
+    image_runs,
     images_from_list,
     index_file,
     label_files,
-    label_paths,
-    list_images,
-    path_order,
+    label_runs,
+    ordered_runs,
+    runs_of,
     unmatched_label_files,
 )
 from yolo2retina.formats.yolo_layout import image_to_label_path as image_to_label_path
@@ -142,6 +144,8 @@ class _Scan:
     names: list[str]
     images: list[str]  # absolute, in Path order
     labels: list[str]  # the label file of each image (it may not exist)
+    image_runs: list[Run]  # the images, run by run (folder by folder)
+    label_runs: list[Run]  # the labels, run by run
     shared: set[str]  # images that share a label file (a problem)
     report: LoadReport
     problems: list[str]
@@ -156,27 +160,28 @@ def _scan(src: Path, split: str | None, class_names: Sequence[str] | None) -> _S
         split = dy.resolve_split(split)
         report = LoadReport(source=f"{src} [{split}]")
         names = (list(class_names) if class_names is not None else None) or dy.class_names
-        image_files, image_dirs = _index_images(dy, src, split, problems)
+        found, image_dirs = _index_images(dy, src, split, problems)
         report.details.extend(dy.notes)
     elif src_kind == "dir":
         report = LoadReport(source=str(src) + (f" [{split}]" if split else ""))
-        names, image_files, image_dirs, split = _folder_images(
-            src, split, class_names, report, problems
-        )
+        names, found, image_dirs, split = _folder_images(src, split, class_names, report, problems)
     else:
         raise DatasetError(f"{src}: not a data.yaml, an obj.data or a folder")
     # Image paths and the label folders walked below are both absolute and normalized the
     # same way (symlinks kept), so a label file is matched to its image however `path`
     # was spelled.
-    images = sorted(set(image_files), key=path_order)  # listed absolute and normalized
-    labels = label_paths(images)
-    label_set, shared = label_files(images, labels, problems)
-    unmatched_label_files(image_dirs, label_set, report, problems)
-    return _Scan(src, split, dy, names, images, labels, shared, report, problems)
+    runs = ordered_runs(found)  # listed absolute and normalized
+    lruns = label_runs(runs)
+    images = [prefix + n for prefix, ns in runs for n in ns]
+    labels = [prefix + n for prefix, ns in lruns for n in ns]
+    _, shared = label_files(images, labels, problems)
+    unmatched_label_files(image_dirs, lruns, report, problems)
+    return _Scan(src, split, dy, names, images, labels, runs, lruns, shared, report, problems)
 
 
 def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> LoadCache:
-    """The cache entry of this split, keyed by the stat of every file the parse reads."""
+    """The cache entry of this split, keyed by the stat of every file the parse reads (the
+    index file, the ids sidecar, the images, the label files; folder by folder)."""
     files: list[str] = []
     source = os.path.realpath(scan.src)
     if scan.dy is not None:
@@ -184,8 +189,6 @@ def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) ->
         files.append(source)
         if not scan.dy.darknet:
             files.append(os.path.join(os.path.realpath(scan.dy.file.parent), IDS_FILE))
-    files += scan.images
-    files += scan.labels
     options = {
         "split": scan.split,
         "strict": strict,
@@ -193,7 +196,8 @@ def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) ->
         "names": scan.names,
         "images": len(scan.images),
     }
-    return LoadCache("yolo", source, scan.split, options, stat_files(files))
+    stats = stat_runs([*runs_of(files), *scan.image_runs, *scan.label_runs])
+    return LoadCache("yolo", source, scan.split, options, stats)
 
 
 def _parse(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> Annotations:
@@ -289,21 +293,22 @@ def _index(src: Path, src_kind: str) -> DataYaml | None:
 
 def _index_images(
     dy: DataYaml, src: Path, split: str, problems: list[str]
-) -> tuple[list[str], list[Path]]:
-    """``(image files, image folders)`` of a split of a data.yaml or obj.data."""
+) -> tuple[list[Run], list[Path]]:
+    """``(image files as runs, image folders)`` of a split of a data.yaml or obj.data."""
     if split not in dy.splits:
         raise DatasetError(
             f"{src}: no split '{split}'; {dy.file.name} defines {sorted(dy.splits) or 'none'}"
         )
-    image_files: list[str] = []
+    image_files: list[Run] = []
     kinds = {entry: path_kind(entry) for entry in dy.splits[split]}
     for entry, kind in kinds.items():
         if kind == "dir":
-            image_files += list_images(entry, problems)
+            image_files += image_runs(entry, problems)
         elif kind == "file" and entry.suffix == ".txt":
-            image_files += map(str, images_from_list(entry, dy.root, problems, darknet=dy.darknet))
+            listed = images_from_list(entry, dy.root, problems, darknet=dy.darknet)
+            image_files += runs_of(map(str, listed))
         elif kind == "file" and entry.suffix.lower() in IMAGE_EXTENSIONS:
-            image_files.append(os.path.abspath(entry))
+            image_files += runs_of([os.path.abspath(entry)])
         elif kind != "missing":
             problems.append(
                 f"{src}: split '{split}' entry {quote(str(entry))} is not a folder, "
@@ -320,9 +325,9 @@ def _folder_images(
     class_names: Sequence[str] | None,
     report: LoadReport,
     problems: list[str],
-) -> tuple[list[str], list[str], list[Path], str | None]:
-    """``(class names, image files, image folders, split)`` of a folder without an index
-    file."""
+) -> tuple[list[str], list[Run], list[Path], str | None]:
+    """``(class names, image files as runs, image folders, split)`` of a folder without an
+    index file."""
     root = Path(os.path.realpath(src))
     if split is None and (named := folder_splits(root)):
         split = "train"  # like a data.yaml: a folder with named splits means train
@@ -330,9 +335,9 @@ def _folder_images(
         if not any(s in named for s in split_candidates(split)):
             raise DatasetError(f"{src}: holds splits {list(named)}; pass split= (CLI: --split)")
     image_dirs = folder_sources(root, split, src)
-    image_files: list[str] = []
+    image_files: list[Run] = []
     for d in image_dirs:
-        image_files += list_images(d, problems)
+        image_files += image_runs(d, problems)
     names = list(class_names) if class_names is not None else find_class_names(image_dirs[0], root)
     if names is None:
         raise DatasetError(

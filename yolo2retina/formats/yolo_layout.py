@@ -7,12 +7,14 @@ the images (Darknet, flat folders); image lists (``train.txt``) name one image p
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from itertools import pairwise, repeat
 from pathlib import Path
 
 from yolo2retina.annotations import LoadReport
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats._common import split_candidates
-from yolo2retina.formats._files import path_kind, quote, read_text_file
+from yolo2retina.formats._files import IMAGE_SUFFIXES, path_kind, quote, read_text_file
 from yolo2retina.formats.darknet import find_obj_data
 from yolo2retina.formats.data_yaml import abs_path
 from yolo2retina.formats.yolo_labels import parse_float
@@ -41,6 +43,12 @@ def image_to_label_path(image_path: str | os.PathLike[str]) -> Path:
     return Path(*parts, p.stem + ".txt") if parts else Path(p.stem + ".txt")
 
 
+#: A folder's files: ``(prefix, names)``, where ``prefix`` is the folder's path ending with
+#: the separator and ``prefix + name`` is a file's path. The reader keeps its file lists as
+#: runs, so a folder is mapped (and opened for ``stat``) once, not once per file.
+Run = tuple[str, list[str]]
+
+
 def label_path_of(image: str) -> str:
     """:func:`image_to_label_path` as a string, built without :class:`~pathlib.Path` for an
     absolute, normalized path.
@@ -54,30 +62,48 @@ def label_path_of(image: str) -> str:
 
 
 def label_paths(images: list[str]) -> list[str]:
-    """:func:`label_path_of` of many absolute, normalized image paths (each folder is mapped
-    once)."""
-    out = []
-    folders: dict[str, str] = {}
-    for img in images:
-        head, _, name = img.rpartition(os.sep)
-        folder = folders.get(head)
-        if folder is None:
-            folder = folders[head] = _label_folder(head)
-        i = name.rfind(".")
-        out.append(folder + (name[:i] if 0 < i < len(name) - 1 else name) + ".txt")  # Path.stem
-    return out
+    """:func:`label_path_of` of many absolute, normalized image paths."""
+    return [p + n for p, names in label_runs(runs_of(images)) for n in names]
 
 
-def _label_folder(head: str) -> str:
-    """The label folder (with a trailing separator) of an image folder: the last
+def label_runs(runs: list[Run]) -> list[Run]:
+    """The label file (:func:`label_path_of`) of every image of ``runs`` (absolute,
+    normalized), run by run: a folder is mapped once, each name keeps its
+    :attr:`~pathlib.PurePath.stem` and gets ``.txt``."""
+    # the stem is the part before the last dot when that dot is neither first nor last
+    return [
+        (
+            _label_prefix(prefix),
+            [(h if h and t else n) + ".txt" for n in names for h, _, t in (n.rpartition("."),)],
+        )
+        for prefix, names in runs
+    ]
+
+
+def _label_prefix(prefix: str) -> str:
+    """The label folder of an image folder (both ending with the separator): the last
     ``images`` part becomes ``labels``."""
-    folder = head + os.sep
-    k = folder.rfind(_IMAGES)
-    return folder if k < 0 else folder[:k] + _LABELS + folder[k + len(_IMAGES) :]
+    k = prefix.rfind(_IMAGES)
+    return prefix if k < 0 else prefix[:k] + _LABELS + prefix[k + len(_IMAGES) :]
 
 
 _IMAGES = os.sep + "images" + os.sep
 _LABELS = os.sep + "labels" + os.sep
+
+
+def runs_of(paths: Iterable[str]) -> list[Run]:
+    """``paths`` as runs: consecutive paths in one folder share a run."""
+    runs: list[Run] = []
+    last = None
+    names: list[str] = []
+    for path in paths:
+        head, sep, name = path.rpartition(os.sep)
+        if head + sep != last:
+            last = head + sep
+            names = []
+            runs.append((last, names))
+        names.append(name)
+    return runs
 
 
 def path_order(path: str) -> str:
@@ -86,14 +112,29 @@ def path_order(path: str) -> str:
     return path.replace(os.sep, "\0")
 
 
-def list_images(folder: str | os.PathLike[str], problems: list[str]) -> list[str]:
-    """Image files under ``folder`` (recursively, not into linked folders), as absolute,
-    normalized paths in listing order (sort them with :func:`path_order`).
+def ordered_runs(runs: list[Run]) -> list[Run]:
+    """The files of ``runs`` once each, in the order of their paths (:func:`path_order`).
+
+    When no folder holds another one's files (one folder, or sibling folders), that order
+    is the folders' order with each folder's names sorted as plain strings (a name holds no
+    separator): only the names are sorted, not the paths.
+    """
+    runs = sorted((r for r in runs if r[1]), key=lambda r: path_order(r[0]))
+    if not any(b[0].startswith(a[0]) for a, b in pairwise(runs)):
+        return [(prefix, sorted(set(names))) for prefix, names in runs]
+    paths = {prefix + n for prefix, names in runs for n in names}
+    return runs_of(sorted(paths, key=path_order))
+
+
+def image_runs(folder: str | os.PathLike[str], problems: list[str]) -> list[Run]:
+    """Image files under ``folder`` (recursively, not into linked folders), absolute and
+    normalized, one run per folder that holds any, in listing order (order them with
+    :func:`ordered_runs`).
 
     A name with an image extension that is not a regular file (a FIFO, device, socket,
     folder or broken link) is a problem and is never opened.
     """
-    out = []
+    runs: list[Run] = []
     stack = [os.path.abspath(folder)]
     while stack:
         d = stack.pop()
@@ -103,21 +144,52 @@ def list_images(folder: str | os.PathLike[str], problems: list[str]) -> list[str
         except OSError as e:
             problems.append(f"{d}: cannot list folder ({e.strerror or e})")
             continue
+        names = _all_image_files(entries)
+        if names is not None:
+            if names:
+                runs.append((os.path.join(d, ""), names))
+            continue
+        names = []
         for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                stack.append(entry.path)
-            elif _suffix(entry.name) in IMAGE_EXTENSIONS:
+            name = entry.name
+            i = name.rfind(".")
+            # the suffix as os.path.splitext sees it: leading dots are not one
+            if (
+                i > 0
+                and name[i:].lower() in IMAGE_EXTENSIONS
+                and (name[0] != "." or name[:i].strip("."))
+            ):
                 if entry.is_file():  # a regular file, after links (the file type is free)
-                    out.append(entry.path)
+                    names.append(name)
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
                 else:
                     problems.append(f"{entry.path}: {NOT_REGULAR}")
-    return out
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+        if names:
+            runs.append((os.path.join(d, ""), names))
+    return runs
 
 
-def _suffix(name: str) -> str:
-    """``os.path.splitext(name)[1].lower()``, faster."""
-    i = name.rfind(".")
-    return name[i:].lower() if i > 0 and name[:i].strip(".") else ""
+#: The image extensions in both cases, the common ones first, for ``str.endswith``: a name
+#: that ends with one (and does not start with a dot) has it as its suffix.
+_SUFFIXES = tuple(e for e in IMAGE_SUFFIXES if e.count(".") == 1 and e.startswith("."))
+
+
+def _all_image_files(entries: list[os.DirEntry[str]]) -> list[str] | None:
+    """The names of ``entries`` when every one is an image file (a regular file after
+    links, with an image extension in lower or upper case, not hidden): a folder of images
+    is then taken in three passes in C; ``None`` otherwise (look at each entry)."""
+    names = [e.name for e in entries]
+    try:
+        if not all(map(os.DirEntry.is_file, entries)):
+            return None
+    except OSError:
+        return None
+    if not all(map(str.endswith, names, repeat(_SUFFIXES))) or "\0." in "\0" + "\0".join(names):
+        return None
+    return names
 
 
 def label_files(
@@ -126,6 +198,9 @@ def label_files(
     """``(label files, images that share a label file)`` of images and their
     :func:`label_paths`: ``a.jpg`` and ``a.png`` in one folder would share ``a.txt``, which
     is a problem."""
+    unique = set(labels)
+    if len(unique) == len(labels):
+        return unique, set()
     label_of: dict[str, str] = {}
     shared: set[str] = set()
     for img, lab in zip(images, labels, strict=True):
@@ -141,23 +216,26 @@ def label_files(
 
 
 def unmatched_label_files(
-    image_dirs: list[Path], labels: set[str], report: LoadReport, problems: list[str]
+    image_dirs: list[Path], labels: list[Run], report: LoadReport, problems: list[str]
 ) -> None:
-    """A label file without an image is a problem; caches and image lists are skipped."""
+    """A label file without an image (one not in the runs ``labels``) is a problem; caches
+    and image lists are skipped."""
+    known: dict[str, set[str]] = {}
+    for prefix, names in labels:
+        known.setdefault(prefix, set()).update(names)
     folders = (os.path.dirname(label_path_of(os.path.join(d, "x.jpg"))) for d in image_dirs)
     for d in dict.fromkeys(folders):
         if path_kind(d) != "dir":
             continue
         for dirpath, _, files in os.walk(d):
             here = os.path.join(dirpath, "")
-            for fn in files:
+            mine = known.get(here)
+            for fn in files if mine is None else [f for f in files if f not in mine]:
                 if fn.endswith(".cache"):
                     lp = here + fn
                     report.note("skipped_files", f"{lp}: Ultralytics cache file (ignored)")
                 elif fn.endswith(".txt") and fn != "classes.txt":
                     lp = here + fn
-                    if lp in labels:
-                        continue
                     if is_image_list(Path(lp)):
                         report.note(
                             "skipped_files", f"{lp}: a list of image paths, not labels (ignored)"
