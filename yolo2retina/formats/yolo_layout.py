@@ -283,7 +283,10 @@ def images_from_list(
 
 def is_image_list(file: Path) -> bool:
     """Whether a ``.txt`` is a Darknet / CVAT image list (``train.txt``): its first line
-    names an image file rather than starting with a class id."""
+    names an image file rather than starting with a class id. Only a regular file is
+    opened (a FIFO named ``x.txt`` would block the reader)."""
+    if path_kind(file) != "file":
+        return False
     try:
         with open(file, "rb") as fh:
             head = fh.read(4096).decode("utf-8-sig", errors="replace")
