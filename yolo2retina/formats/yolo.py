@@ -56,6 +56,7 @@ from yolo2retina.formats.yolo_layout import (
     NOT_REGULAR,
     Run,
     find_yaml,
+    flat_paths,
     folder_sources,
     folder_splits,
     has_label_txt,
@@ -142,13 +143,21 @@ class _Scan:
     split: str | None
     dy: DataYaml | None
     names: list[str]
-    images: list[str]  # absolute, in Path order
-    labels: list[str]  # the label file of each image (it may not exist)
-    image_runs: list[Run]  # the images, run by run (folder by folder)
-    label_runs: list[Run]  # the labels, run by run
+    image_runs: list[Run]  # the images (absolute, in Path order), folder by folder
+    label_runs: list[Run]  # the label file of each image (it may not exist)
     shared: set[str]  # images that share a label file (a problem)
     report: LoadReport
     problems: list[str]
+
+    @property
+    def images(self) -> list[str]:
+        """The image paths."""
+        return flat_paths(self.image_runs)
+
+    @property
+    def labels(self) -> list[str]:
+        """The label file of each image."""
+        return flat_paths(self.label_runs)
 
 
 def _scan(src: Path, split: str | None, class_names: Sequence[str] | None) -> _Scan:
@@ -172,11 +181,9 @@ def _scan(src: Path, split: str | None, class_names: Sequence[str] | None) -> _S
     # was spelled.
     runs = ordered_runs(found)  # listed absolute and normalized
     lruns = label_runs(runs)
-    images = [prefix + n for prefix, ns in runs for n in ns]
-    labels = [prefix + n for prefix, ns in lruns for n in ns]
-    _, shared = label_files(images, labels, problems)
+    shared = label_files(runs, lruns, problems)
     unmatched_label_files(image_dirs, lruns, report, problems)
-    return _Scan(src, split, dy, names, images, labels, runs, lruns, shared, report, problems)
+    return _Scan(src, split, dy, names, runs, lruns, shared, report, problems)
 
 
 def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> LoadCache:
@@ -194,7 +201,7 @@ def _load_cache(scan: _Scan, class_names: Sequence[str] | None, strict: bool) ->
         "strict": strict,
         "class_names": None if class_names is None else list(class_names),
         "names": scan.names,
-        "images": len(scan.images),
+        "images": sum(len(names) for _, names in scan.image_runs),
     }
     stats = stat_runs([*runs_of(files), *scan.image_runs, *scan.label_runs])
     return LoadCache("yolo", source, scan.split, options, stats)
@@ -208,11 +215,10 @@ def _parse(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> Anno
     rest (anything to clip, drop or report) are parsed one by one in image order, so the
     problems and the report's details come out in that order.
     """
-    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, scan.images, scan.report)
-    images = [img for img in scan.images if img not in scan.shared]
-    labels = [
-        lb for img, lb in zip(scan.images, scan.labels, strict=True) if img not in scan.shared
-    ]
+    all_images = scan.images
+    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, all_images, scan.report)
+    images = [img for img in all_images if img not in scan.shared]
+    labels = [lb for img, lb in zip(all_images, scan.labels, strict=True) if img not in scan.shared]
     read = [_read_image_and_label(img, lb) for img, lb in zip(images, labels, strict=True)]
     texts = [r.text for r in read if r.text is not None]
     wh = np.array([r.wh for r in read if r.text is not None], np.int64).reshape(-1, 2)

@@ -192,18 +192,16 @@ def _all_image_files(entries: list[os.DirEntry[str]]) -> list[str] | None:
     return names
 
 
-def label_files(
-    images: list[str], labels: list[str], problems: list[str]
-) -> tuple[set[str], set[str]]:
-    """``(label files, images that share a label file)`` of images and their
-    :func:`label_paths`: ``a.jpg`` and ``a.png`` in one folder would share ``a.txt``, which
-    is a problem."""
-    unique = set(labels)
-    if len(unique) == len(labels):
-        return unique, set()
+def label_files(images: list[Run], labels: list[Run], problems: list[str]) -> set[str]:
+    """The images that share a label file, of image runs and their :func:`label_runs`:
+    ``a.jpg`` and ``a.png`` in one folder would share ``a.txt``, which is a problem."""
+    if len({prefix for prefix, _ in labels}) == len(labels) and all(
+        len(set(names)) == len(names) for _, names in labels
+    ):
+        return set()  # no label folder twice, no name twice in one: no label file shared
     label_of: dict[str, str] = {}
     shared: set[str] = set()
-    for img, lab in zip(images, labels, strict=True):
+    for img, lab in zip(flat_paths(images), flat_paths(labels), strict=True):
         if lab in label_of:
             problems.append(
                 f"{img}: same name as {label_of[lab]} apart from the extension; both would "
@@ -212,7 +210,12 @@ def label_files(
             shared |= {img, label_of[lab]}
         else:
             label_of[lab] = img
-    return set(label_of), shared
+    return shared
+
+
+def flat_paths(runs: list[Run]) -> list[str]:
+    """The paths of ``runs``, in order."""
+    return [prefix + n for prefix, names in runs for n in names]
 
 
 def unmatched_label_files(
