@@ -21,6 +21,7 @@ from yolo2retina.formats import cache as cache_mod
 from yolo2retina.formats import yolo as yolo_mod
 from yolo2retina.formats.cache import stat_files, stat_runs
 from yolo2retina.formats.yolo import read_yolo
+from yolo2retina.formats.yolo_layout import flat_paths
 
 # -- stat_runs is stat_files, folder by folder ------------------------------------------------
 
@@ -269,9 +270,9 @@ def test_a_cached_load_keeps_the_key_of_stat_files(tmp_path: Path, cache_dir: Pa
             "names": ["a", "b"],
             "images": 5,
         },
-        stat_files([*files, *scan.images, *scan.labels]),
+        stat_files([*files, *flat_paths(scan.image_runs), *flat_paths(scan.label_runs)]),
     )
     assert lc.key == expected.key
     lab = root / "labels" / "train"
-    got = [Path(p).relative_to(lab).as_posix() for p in scan.labels]
+    got = [Path(p).relative_to(lab).as_posix() for p in flat_paths(scan.label_runs)]
     assert got == ["a/deep/y.txt", "a/x.txt", "b-c/z.txt", "b.txt", "c.txt"]  # Path order

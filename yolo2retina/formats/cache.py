@@ -13,10 +13,12 @@ a cached load returns, and prints, the same as the first one.
 **When.** Only when the stored key matches the key of this load: every source file's path,
 size, mtime, ctime and type (label files, images whose headers were read, the data.yaml, the
 COCO JSON, the ids sidecar), the reader's options, the library version and
-:data:`CACHE_FORMAT`. The key is computed from ``stat`` calls only, never by parsing. A load
-whose newest source file changed less than :data:`RACY_SECONDS` ago writes no cache: a second
-change within the file system's timestamp step could keep the same mtime (git's "racy clean"
-case).
+:data:`CACHE_FORMAT`. The key is computed from ``stat`` calls only, never by parsing (folder by
+folder, :func:`stat_runs`). A reader still lists its folders on every load, so an added file
+is seen: a listing is never taken from the cache on the word of a folder's mtime, which
+object-store mounts (gcsfuse, goofys) do not change when a file is added. A load whose newest
+source file changed less than :data:`RACY_SECONDS` ago writes no cache: a second change
+within the file system's timestamp step could keep the same mtime (git's "racy clean" case).
 
 **Safety.** Read with ``np.load(allow_pickle=False)`` only, never pickle; every array's dtype
 and shape are checked. A stale, truncated or corrupt file, or one with unexpected arrays, is
@@ -136,8 +138,8 @@ def stat_runs(runs: Iterable[tuple[str, Sequence[str]]]) -> SourceStats:
     each name a file name in it.
 
     Where ``os.stat`` takes ``dir_fd`` (not on Windows), a run's folder is opened once and
-    its files are ``stat``-ed by name from it, so the folder's path is not looked up again
-    for every file; a folder that cannot be opened so is ``stat``-ed path by path.
+    its files are ``stat``-ed by name from it (links followed, as by path); a folder that
+    cannot be opened so has its files ``stat``-ed path by path.
     """
     values: list[int] = []
     texts: list[str] = []
@@ -168,8 +170,7 @@ _FOLDER_FLAGS = (
 
 def _open_folder(prefix: str) -> int | None:
     """A descriptor of the folder ``prefix`` for ``stat(name, dir_fd=...)``; ``None`` where
-    there is no ``dir_fd`` or the folder cannot be opened (its files are then ``stat``-ed by
-    path, which gives the same answers)."""
+    there is no ``dir_fd`` or the folder cannot be opened."""
     if not prefix or os.stat not in os.supports_dir_fd:
         return None
     try:

@@ -149,16 +149,6 @@ class _Scan:
     report: LoadReport
     problems: list[str]
 
-    @property
-    def images(self) -> list[str]:
-        """The image paths."""
-        return flat_paths(self.image_runs)
-
-    @property
-    def labels(self) -> list[str]:
-        """The label file of each image."""
-        return flat_paths(self.label_runs)
-
 
 def _scan(src: Path, split: str | None, class_names: Sequence[str] | None) -> _Scan:
     """List a split's images and check its label folders (the part a cached load repeats)."""
@@ -215,10 +205,14 @@ def _parse(scan: _Scan, class_names: Sequence[str] | None, strict: bool) -> Anno
     rest (anything to clip, drop or report) are parsed one by one in image order, so the
     problems and the report's details come out in that order.
     """
-    all_images = scan.images
-    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, all_images, scan.report)
-    images = [img for img in all_images if img not in scan.shared]
-    labels = [lb for img, lb in zip(all_images, scan.labels, strict=True) if img not in scan.shared]
+    every = flat_paths(scan.image_runs)
+    category_ids, image_ids = read_sidecar_ids(scan.dy, class_names, every, scan.report)
+    images = [img for img in every if img not in scan.shared]
+    labels = [
+        lb
+        for img, lb in zip(every, flat_paths(scan.label_runs), strict=True)
+        if img not in scan.shared
+    ]
     read = [_read_image_and_label(img, lb) for img, lb in zip(images, labels, strict=True)]
     texts = [r.text for r in read if r.text is not None]
     wh = np.array([r.wh for r in read if r.text is not None], np.int64).reshape(-1, 2)
