@@ -81,7 +81,8 @@ def test_stat_runs_of_relative_folders(tree: Path, monkeypatch: pytest.MonkeyPat
     working directory, as stat_files does."""
     monkeypatch.chdir(tree)
     runs = [("a" + os.sep, ["x.txt"]), ("", ["b", "gone"]), ("link" + os.sep, ["y.jpg"])]
-    assert stat_runs(runs) == stat_files(["a/x.txt", "b", "gone", "link/y.jpg"])
+    files = [os.path.join("a", "x.txt"), "b", "gone", os.path.join("link", "y.jpg")]
+    assert stat_runs(runs) == stat_files(files)
     absolute = stat_runs([(os.path.join(tree, p), n) for p, n in runs])
     assert stat_runs(runs).newest_ns == absolute.newest_ns  # the digest names the paths
 

@@ -32,6 +32,11 @@ _PART = st.sampled_from(["a", "b", "b-c", "b.c", "B", "images", "x y", "é"])
 _NAME = st.sampled_from(["a.jpg", "b.png", "b-c.jpg", "B.JPG", "a.b.jpeg", "z.jpg"])
 
 
+def sep(path: str) -> str:
+    """A ``/`` path with this system's separator."""
+    return path.replace("/", os.sep)
+
+
 def flat(runs: list[Run]) -> list[str]:
     return [prefix + n for prefix, names in runs for n in names]
 
@@ -52,22 +57,32 @@ def test_ordered_runs_are_the_sorted_unique_paths(files: list[tuple[list[str], s
 def test_ordered_runs_of_sibling_folders_sort_names_only() -> None:
     """Sibling folders (no folder holds another one's files) keep their runs; ``b/`` comes
     before ``b-c/`` as Path objects sort."""
-    runs = [("/d/b-c/", ["y.jpg", "x.jpg"]), ("/d/b/", ["z.jpg", "a.jpg", "a.jpg"])]
-    assert ordered_runs(runs) == [("/d/b/", ["a.jpg", "z.jpg"]), ("/d/b-c/", ["x.jpg", "y.jpg"])]
-    nested = [("/d/", ["c.jpg", "a.jpg"]), ("/d/b/", ["x.jpg"])]
-    assert ordered_runs(nested) == [("/d/", ["a.jpg"]), ("/d/b/", ["x.jpg"]), ("/d/", ["c.jpg"])]
+    runs = [(sep("/d/b-c/"), ["y.jpg", "x.jpg"]), (sep("/d/b/"), ["z.jpg", "a.jpg", "a.jpg"])]
+    assert ordered_runs(runs) == [
+        (sep("/d/b/"), ["a.jpg", "z.jpg"]),
+        (sep("/d/b-c/"), ["x.jpg", "y.jpg"]),
+    ]
+    nested = [(sep("/d/"), ["c.jpg", "a.jpg"]), (sep("/d/b/"), ["x.jpg"])]
+    assert ordered_runs(nested) == [
+        (sep("/d/"), ["a.jpg"]),
+        (sep("/d/b/"), ["x.jpg"]),
+        (sep("/d/"), ["c.jpg"]),
+    ]
 
 
 def test_label_runs_map_each_folder_once() -> None:
     """``images`` -> ``labels`` (the last one), the stem kept as Path.stem keeps it."""
-    runs = [("/d/images/train/", ["a.jpg", "a.b.PNG", ".x.jpg"]), ("/d/flat/", ["c.jpeg"])]
-    assert label_runs(runs) == [
-        ("/d/labels/train/", ["a.txt", "a.b.txt", ".x.txt"]),
-        ("/d/flat/", ["c.txt"]),
+    runs = [
+        (sep("/d/images/train/"), ["a.jpg", "a.b.PNG", ".x.jpg"]),
+        (sep("/d/flat/"), ["c.jpeg"]),
     ]
-    assert label_paths(["/d/images/a.jpg", "/e/images/b.jpg"]) == [
-        "/d/labels/a.txt",
-        "/e/labels/b.txt",
+    assert label_runs(runs) == [
+        (sep("/d/labels/train/"), ["a.txt", "a.b.txt", ".x.txt"]),
+        (sep("/d/flat/"), ["c.txt"]),
+    ]
+    assert label_paths([sep("/d/images/a.jpg"), sep("/e/images/b.jpg")]) == [
+        sep("/d/labels/a.txt"),
+        sep("/e/labels/b.txt"),
     ]
 
 
