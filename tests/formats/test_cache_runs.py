@@ -112,8 +112,9 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def settle(root: Path, age: float = 60.0) -> None:
     """Back-date every file under ``root`` (links themselves), so the load is cached."""
     t = time.time() - age
+    links = os.utime in os.supports_follow_symlinks
     for p in [root, *root.rglob("*")]:
-        os.utime(p, (t, t), follow_symlinks=False)
+        os.utime(p, (t, t), follow_symlinks=not links)
 
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
