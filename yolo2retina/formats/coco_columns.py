@@ -53,8 +53,11 @@ def column(
 
 
 def dupes(ids: npt.NDArray[np.int64]) -> list[int]:
+    """The values that occur more than once, sorted."""
     s = np.sort(ids)
-    return [int(v) for v in np.unique(s[1:][s[1:] == s[:-1]])]
+    repeated = s[1:][s[1:] == s[:-1]]
+    # (np.unique only when there are some: its first call imports numpy.ma, 50-190 ms)
+    return [int(v) for v in np.unique(repeated)] if len(repeated) else []
 
 
 def index_of(
@@ -75,19 +78,27 @@ def _id_columns(
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """``id``, ``image_id`` and ``category_id`` columns.
 
-    ``np.array`` of the values both converts and type-checks in one pass: any float,
-    string or missing value gives a non-integer dtype (or an exception), and only then
-    are the records walked one by one to name the bad one.
+    ``np.array`` of the values converts them and spots any float, string or missing value
+    (a non-integer dtype or an exception); a pass over their types spots booleans, which
+    ``np.array`` would turn into ``0``/``1``. Only then are the records walked one by one
+    to name the bad one.
     """
     m = len(anns)
     out = []
     for key in ("id", "image_id", "category_id"):
         try:
-            col: npt.NDArray[Any] | None = np.array(list(map(itemgetter(key), anns)))
+            values = list(map(itemgetter(key), anns))
+            col: npt.NDArray[Any] | None = np.array(values)
         except (KeyError, TypeError, ValueError, OverflowError):
             col = None
-        # "u" (a value >= 2**63) would wrap around in int64: walk those records too
-        if col is None or col.dtype.kind != "i" or col.shape != (m,):
+        # "u" (a value >= 2**63) would wrap around in int64, and np.array turns [7, true]
+        # into int64 [7, 1]: walk those records too
+        if (
+            col is None
+            or col.dtype.kind != "i"
+            or col.shape != (m,)
+            or not set(map(type, values)) <= {int}
+        ):
             col = column(
                 anns,
                 itemgetter(key),
@@ -178,7 +189,6 @@ Columns = tuple[
     npt.NDArray[np.int64],  # annotation ids
     npt.NDArray[np.int64],  # image ids
     npt.NDArray[np.int64],  # category ids
-    npt.NDArray[np.int64],  # iscrowd
     npt.NDArray[np.float64],  # (M, 4) xywh
     npt.NDArray[np.uint8],  # flags
 ]
@@ -195,4 +205,4 @@ def ann_columns(anns: list[Any], at: Callable[[int], str], extras: set[str]) -> 
             continue
         v = _flag_column(anns, key, at)
         flags |= np.where(v != 0, bit, 0).astype(np.uint8)
-    return ann_ids, ann_img, ann_cat, crowd, xywh, flags
+    return ann_ids, ann_img, ann_cat, xywh, flags
