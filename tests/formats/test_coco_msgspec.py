@@ -199,3 +199,24 @@ def test_damaged_bytes_are_declined_or_agree(edits: list[tuple[int, int]], inser
         else:
             body[pos] = byte
     _agrees(bytes(body))
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "1.00000000000000011102230246251565404236316680908203125",  # a halfway case
+        "1.0000000000000001110223024625156540423631668090820312500001",
+        "2.2250738585072011e-308",
+        "4.9406564584124654e-324",
+        "9007199254740993",  # an integer beyond 2**53
+        "18446744073709551617",  # beyond 2**64
+        "123456789012345678901234567890",
+        "100000000000000000000000e-23",
+        "1E+2",
+        "-0.0",
+    ],
+)
+def test_hard_numbers_round_as_the_general_path(number: str) -> None:
+    """Long, halfway, subnormal and huge numbers give the general path's float64 exactly."""
+    body = f'[{{"id": 1, "image_id": 1, "category_id": 1, "bbox": [{number}, 0, 1, 1]}}]'
+    assert _agrees(body.encode())
