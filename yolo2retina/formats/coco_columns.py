@@ -54,6 +54,8 @@ def column(
 
 def dupes(ids: npt.NDArray[np.int64]) -> list[int]:
     """The values that occur more than once, sorted."""
+    if len(ids) < 2 or bool((ids[1:] > ids[:-1]).all()):
+        return []  # strictly increasing, as most files number them: no sort needed
     s = np.sort(ids)
     repeated = s[1:][s[1:] == s[:-1]]
     # (np.unique only when there are some: its first call imports numpy.ma, 50-190 ms)
@@ -63,6 +65,14 @@ def dupes(ids: npt.NDArray[np.int64]) -> list[int]:
 def index_of(
     sorted_keys: npt.NDArray[np.int64], order: npt.NDArray[np.int64], values: npt.NDArray[np.int64]
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """``order[k]`` for the position ``k`` of each value in ``sorted_keys``, and whether it
+    was found there (``sorted_keys`` is ascending, with no repeats)."""
+    n = len(sorted_keys)
+    if n and int(sorted_keys[-1]) - int(sorted_keys[0]) == n - 1:
+        # consecutive keys (ids 1..N, as most files number them): no search needed
+        pos = values - sorted_keys[0]
+        found = (pos >= 0) & (pos < n)
+        return order[np.where(found, pos, 0)], found
     pos = np.searchsorted(sorted_keys, values)
     pos_c = np.minimum(pos, max(len(sorted_keys) - 1, 0))
     found = (
