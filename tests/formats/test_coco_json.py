@@ -251,3 +251,26 @@ def test_pieces_without_msgspec_match(tmp_path: Path, monkeypatch: pytest.Monkey
     for k in ("boxes", "labels", "flags", "offsets", "image_ids", "annotation_ids"):
         np.testing.assert_array_equal(getattr(fast, k), getattr(whole, k))
         np.testing.assert_array_equal(getattr(general, k), getattr(whole, k))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["msgspec", "general"])
+def test_real_roboflow_export_streamed_in_pieces_equals_whole(
+    blood_coco: Path, monkeypatch: pytest.MonkeyPatch, fast: bool
+) -> None:
+    """The real export (indented, ids from 0, integer and fractional bboxes), read as a
+    large file in small blocks and pieces, gives exactly the whole-file result."""
+    import yolo2retina.formats.coco_json as coco_json
+
+    f = blood_coco / "train" / "_annotations.coco.json"
+    whole = read_coco(f, cache=False)
+    monkeypatch.setattr(coco_json, "CHUNK_BYTES", 1024)
+    monkeypatch.setattr(coco_json, "PIECE_BYTES", 2048)
+    monkeypatch.setattr(coco_json, "READ_BYTES", 4096)
+    if not fast:
+        _no_msgspec(monkeypatch)
+    with open(f, "rb") as fh:
+        assert coco_json._chunked(fh, json.loads, f.stat().st_size) is not None
+    pieces = read_coco(f, cache=False)
+    assert pieces.num_boxes == whole.num_boxes > 4000
+    for k in ("boxes", "labels", "flags", "offsets", "image_ids", "annotation_ids", "paths"):
+        np.testing.assert_array_equal(getattr(pieces, k), getattr(whole, k))
