@@ -18,7 +18,6 @@ import importlib
 import itertools
 import types
 from collections.abc import Callable
-from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -61,9 +60,7 @@ def _make_decoder(msgspec: Any) -> Callable[[bytes], Columns | None]:
         gc=False,
     )
     decode = msgspec.json.Decoder(types.GenericAlias(list, (record,))).decode
-    fields = [attrgetter(k) for k in ("id", "image_id", "category_id")]
-    flag_fields = [attrgetter(k) for k in ("iscrowd", "difficult", "truncated")]
-    bbox = attrgetter("bbox")
+    astuple = msgspec.structs.astuple
     chain = itertools.chain.from_iterable
     bits = np.array([FLAG_CROWD, FLAG_DIFFICULT, FLAG_TRUNCATED], np.uint8)
 
@@ -73,11 +70,13 @@ def _make_decoder(msgspec: Any) -> Callable[[bytes], Columns | None]:
                 text.decode("utf-8")  # msgspec skips strings without checking them
             records = decode(text)
             n = len(records)
-            ids, image_ids, category_ids = (
-                np.fromiter(map(g, records), np.int64, n) for g in fields
-            )
-            values = np.stack([np.fromiter(map(g, records), np.int64, n) for g in flag_fields], 1)
-            xywh = np.fromiter(chain(map(bbox, records)), np.float64, 4 * n).reshape(n, 4)
+            if n == 0:
+                return None
+            # one tuple per field: id, image_id, category_id, bbox, the three flags
+            fields = list(zip(*map(astuple, records), strict=True))
+            ids, image_ids, category_ids = (np.fromiter(fields[k], np.int64, n) for k in range(3))
+            xywh = np.fromiter(chain(fields[3]), np.float64, 4 * n).reshape(n, 4)
+            values = np.stack([np.fromiter(fields[k], np.int64, n) for k in (4, 5, 6)], 1)
         except (ValueError, TypeError, OverflowError, RecursionError, msgspec.MsgspecError):
             return None
         set_flags = values == 1
