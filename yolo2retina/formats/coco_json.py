@@ -143,13 +143,14 @@ class _Pieces:
         ]
         self.n = 0
 
-    def add(self, text: bytes | bytearray) -> bool:
-        """Parse ``text`` (top-level objects and the commas between them) as one piece;
+    def add(self, data: bytearray, end: int) -> bool:
+        """Parse ``data[:end]`` (top-level objects and the commas between them) as one piece;
         ``False`` when it is not valid JSON there (a cut inside a string or a nested list)."""
-        body = b"[" + text + b"]"
+        with memoryview(data) as view:
+            body = b"".join((b"[", view[:end], b"]"))  # one copy
         cols = self.fast(body) if self.fast is not None else None
         if cols is None:
-            extras = {k for k in _FLAG_KEYS if f'"{k}"'.encode() in text}
+            extras = {k for k in _FLAG_KEYS if f'"{k}"'.encode() in body}
             try:
                 records = self.loads(body)
             except (ValueError, RecursionError):
@@ -201,7 +202,7 @@ def _cut(
             if tries == max_tries:
                 return False
             tries += 1
-            if pieces.add(w.data[: cut.start() + 1]):
+            if pieces.add(w.data, cut.start() + 1):
                 end = cut.end() - 1
                 break
             start = cut.start() + 1
