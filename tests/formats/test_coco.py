@@ -370,6 +370,28 @@ def test_values_are_never_coerced(
         read_coco(f)
 
 
+@pytest.mark.parametrize("key", ["id", "image_id", "category_id"])
+@pytest.mark.parametrize("pieces", [False, True], ids=["whole", "in-pieces"])
+def test_boolean_ids_are_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str, pieces: bool
+) -> None:
+    """``"image_id": true`` names the record; it was read as image 1 (np.array([7, True]) is
+    an int64 array)."""
+    import yolo2retina.formats.coco_json as coco_json
+
+    anns = many_coco_anns(2, 20)
+    anns[13][key] = True
+    f = make_coco(tmp_path, 2, anns)
+    if pieces:
+        monkeypatch.setattr(coco_json, "CHUNK_BYTES", 256)
+        monkeypatch.setattr(coco_json, "PIECE_BYTES", 256)
+    with pytest.raises(
+        DatasetError,
+        match=rf"ann\.json: annotations\[13\] \(id \w+\): missing or non-integer '{key}'",
+    ):
+        read_coco(f)
+
+
 def test_flags_accept_json_booleans(tmp_path: Path) -> None:
     """iscrowd true/false mean 1/0 (the JSON spelling of a flag), nothing else is converted."""
     anns = [

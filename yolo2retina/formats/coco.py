@@ -24,9 +24,10 @@ Values are never coerced: a ``bbox`` must be a list of four JSON numbers, flags 
 
 The JSON is parsed with ``orjson`` when installed, else :mod:`json`, with the cyclic GC
 paused, and the columns are pulled into NumPy arrays in bulk; no per-annotation object
-outlives the call. Files over 8 MiB have their ``annotations`` array parsed in 4 MiB
-pieces cut between top-level objects (each cut is verified by parsing; anything unusual
-falls back to one whole-file parse), so a million annotation dicts never exist at once.
+outlives the call. Files over 8 MiB are read a block at a time and their ``annotations``
+array is parsed in 256 KiB pieces cut between top-level objects (each cut is verified by
+parsing; anything unusual falls back to one whole-file parse), with ``msgspec`` when it is
+installed, so neither the whole file nor a million annotation dicts exist at once.
 
 Parsing is in :mod:`~yolo2retina.formats.coco_json`, columns in
 :mod:`~yolo2retina.formats.coco_columns`, file finding in
@@ -54,7 +55,6 @@ from yolo2retina.formats._common import check_pixel_boxes
 from yolo2retina.formats._files import path_kind
 from yolo2retina.formats.base import ImageMode, WriteReport
 from yolo2retina.formats.coco_columns import (
-    Columns,
     ann_columns,
     column,
     dupes,
@@ -245,7 +245,9 @@ def _parse(file: Path, opt: ReadOptions) -> tuple[Annotations, ImageTable]:
     if cols is None:
         cols = ann_columns(anns, _record_at(file, anns), extras)
     del anns  # let the parsed records go
-    return _boxes(file, cols, categories, table, opt.strict, report), table
+    columns: list[npt.NDArray[Any]] = list(cols)
+    del cols  # _boxes drops each column once it is used
+    return _boxes(file, columns, categories, table, opt.strict, report), table
 
 
 def _sections(file: Path, data: Any) -> tuple[list[Any], list[Any], list[Any]]:
@@ -317,15 +319,19 @@ def _record_at(file: Path, anns: list[Any]) -> Callable[[int], str]:
 
 def _boxes(
     file: Path,
-    cols: Columns,
+    cols: list[npt.NDArray[Any]],
     categories: _Categories,
     table: ImageTable,
     strict: bool,
     report: LoadReport,
 ) -> Annotations:
-    """Link the annotation columns to images and labels, check the boxes, group by image."""
-    ann_ids, ann_img, ann_cat, _crowd, xywh, flags = cols
-    del cols
+    """Link the annotation columns to images and labels, check the boxes, group by image.
+
+    ``cols`` (:data:`~yolo2retina.formats.coco_columns.Columns` as a list) is emptied, so
+    each column is freed as soon as it has been used.
+    """
+    ann_ids, ann_img, ann_cat, xywh, flags = cols
+    cols.clear()
     problems: list[str] = []
 
     def at(i: int) -> str:
@@ -340,10 +346,11 @@ def _boxes(
     img_index, found = index_of(table.ids[img_sorted], img_sorted, ann_img)
     for i in np.flatnonzero(~found).tolist():
         problems.append(f"{at(int(i))}: image_id {int(ann_img[i])} is not in 'images'")
-    pos, found_c = index_of(categories.keys, categories.label_of_key, ann_cat)
+    del ann_img, found
+    labels, found_c = index_of(categories.keys, categories.label_of_key, ann_cat)
     for i in np.flatnonzero(~found_c).tolist():
         problems.append(f"{at(int(i))}: category_id {int(ann_cat[i])} is not in 'categories'")
-    labels = pos.astype(np.int64)
+    del ann_cat, found_c
     with np.errstate(invalid="ignore"):
         malformed = ~np.isfinite(xywh).all(1) | (xywh[:, 2] < 0) | (xywh[:, 3] < 0)
     for i in np.flatnonzero(malformed).tolist():
@@ -354,8 +361,9 @@ def _boxes(
         raise DatasetError(f"cannot load COCO file {file}", problems)
     xyxy = box_ops.xywh_to_xyxy(xywh)
     del xywh
-    boxes_wh = table.hw[img_index][:, ::-1]
+    boxes_wh = table.hw[:, ::-1].astype(np.float64)[img_index]
     keep = check_pixel_boxes(xyxy, boxes_wh, at, strict=strict, report=report, problems=problems)
+    del boxes_wh
     if problems:
         raise DatasetError(f"cannot load COCO file {file}", problems)
     return _group_by_image(xyxy, labels, flags, ann_ids, img_index, keep, categories, table, report)
@@ -374,9 +382,15 @@ def _group_by_image(
 ) -> Annotations:
     """The kept boxes grouped by image (stable: annotation order kept within an image)."""
     n = len(table.paths)
-    kept_img = img_index[keep]
-    perm = np.argsort(kept_img, kind="stable")
-    counts = np.bincount(kept_img, minlength=n)
+    if not keep.all():
+        xyxy, labels, flags = xyxy[keep], labels[keep], flags[keep]
+        ann_ids, img_index = ann_ids[keep], img_index[keep]
+    if len(img_index) > 1 and not bool((img_index[1:] >= img_index[:-1]).all()):
+        perm = np.argsort(img_index, kind="stable")  # annotations not in image order
+        xyxy, labels, flags, ann_ids = xyxy[perm], labels[perm], flags[perm], ann_ids[perm]
+        del perm
+    counts = np.bincount(img_index, minlength=n)
+    del img_index
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     report.images = n
@@ -386,13 +400,13 @@ def _group_by_image(
         paths=np.asarray(table.paths, dtype=np.str_).reshape(-1),
         image_hw_array=table.hw,
         offsets=offsets,
-        boxes=xyxy[keep][perm].astype(np.float32),
-        labels=labels[keep][perm],
-        flags=flags[keep][perm],
+        boxes=xyxy.astype(np.float32),
+        labels=np.array(labels, np.int64),  # copies: the columns may be views of a
+        flags=np.array(flags, np.uint8),  # larger buffer (coco_json._Pieces)
         class_names=tuple(categories.names),
         image_ids=table.ids,
         category_ids=tuple(categories.category_ids),
-        annotation_ids=ann_ids[keep][perm],
+        annotation_ids=np.array(ann_ids, np.int64),
         report=report,
     )
 
