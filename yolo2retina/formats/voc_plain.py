@@ -171,9 +171,14 @@ def _plain_object(found: tuple[str, ...]) -> VocObject | None:
         box = (float(x1), float(y1), float(x2), float(y2))
     except ValueError:
         return None
-    flags = flag_bits(
-        {"difficult": d, "truncated": t1 if t_tag else t2}[tag] for tag, _ in FLAG_TAGS
-    )
+    t = t1 if t_tag else t2
+    if d in _NO_FLAG and t in _NO_FLAG:  # the common case, without building the texts
+        return name, box, 0
+    flags = flag_bits({"difficult": d, "truncated": t}[tag] for tag, _ in FLAG_TAGS)
     if flags is None:
         return None
     return name, box, flags
+
+
+#: Flag texts that set no bit as they stand (anything else goes through ``flag_bits``).
+_NO_FLAG = frozenset({"", "0"})
