@@ -112,6 +112,7 @@ NOT_DOCUMENTED = (
     "yolo2retina.formats.yolo_layout",  # image <-> label path rules of the YOLO reader
     "yolo2retina.formats.voc_record",  # the VOC reader's record and value rules
     "yolo2retina.formats.voc_plain",  # the VOC reader's tree-free path for plain files
+    "yolo2retina.formats.coco_msgspec",  # the COCO reader's msgspec path for large files
 )
 
 #: Descriptions of constants that cannot carry a ``#:`` comment where they are exported.
