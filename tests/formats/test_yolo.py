@@ -522,6 +522,11 @@ def test_error_messages_quote_at_most_a_few_hundred_characters(tmp_path: Path) -
 # --------------------------------------------------------------------------- non-regular files
 
 
+class _Blocked(BaseException):
+    """Raised by :func:`no_hang`'s alarm: not an ``OSError`` (as ``TimeoutError`` is), so a
+    reader's ``except OSError`` cannot turn a hang into an ordinary problem line."""
+
+
 @pytest.fixture
 def no_hang() -> Iterator[None]:
     """Turn a reader blocked on a FIFO into a test failure instead of a hung test run."""
@@ -529,7 +534,7 @@ def no_hang() -> Iterator[None]:
         pytest.skip("needs SIGALRM")
 
     def blocked(*_: object) -> None:
-        raise TimeoutError("the reader blocked opening a FIFO")
+        raise _Blocked("the reader blocked opening a FIFO")
 
     old = signal.signal(signal.SIGALRM, blocked)
     signal.alarm(60)
