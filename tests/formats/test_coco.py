@@ -712,6 +712,7 @@ def test_mutated_json_gives_a_library_error_or_valid_targets(
         mock.patch.dict(sys.modules, modules),
         mock.patch.object(coco_json, "CHUNK_BYTES", 64 if pieces else coco_json.CHUNK_BYTES),
         mock.patch.object(coco_json, "PIECE_BYTES", 64 if pieces else coco_json.PIECE_BYTES),
+        mock.patch.object(coco_json, "READ_BYTES", 32 if pieces else coco_json.READ_BYTES),
     ):
         _library_error_or_valid(
             lambda: read_coco(
