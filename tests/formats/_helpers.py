@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,13 @@ def many_coco_anns(n_images: int, per_image: int, **extra: Any) -> list[dict[str
         xy = rng.uniform(0, 40, 2).round(3).tolist()
         out.append(coco_ann(k + 1, k % n_images + 1, 1 + k % 2, [*xy, 5.5, 4.25], **extra))
     return out
+
+
+def settle(root: Path, age: float = 60.0) -> None:
+    """Back-date every file under ``root`` (links themselves, where ``os.utime`` can), as
+    for a dataset that was not written just now: the load cache never stores files changed
+    in the last 2 s."""
+    t = time.time() - age
+    links = os.utime in os.supports_follow_symlinks
+    for p in [root, *root.rglob("*")]:
+        os.utime(p, (t, t), follow_symlinks=not links)

@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,7 +19,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import make_yolo_dataset, write_image, write_labels
-from tests.formats._helpers import coco_ann, make_coco, make_voc
+from tests.formats._helpers import coco_ann, make_coco, make_voc, settle
 from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats import cache as cache_mod
@@ -34,20 +33,6 @@ ROWS = {
     "c": [],
     "d": None,  # no label file
 }
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", str(folder))
-    return folder
-
-
-def settle(root: Path, age: float = 60.0) -> None:
-    """Back-date every file under ``root``, as for a dataset that was not written just now."""
-    t = time.time() - age
-    for p in [root, *root.rglob("*")]:
-        os.utime(p, (t, t))
 
 
 def yolo_set(tmp_path: Path) -> Path:

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import write_image, write_labels
+from tests.formats._helpers import settle
 from yolo2retina.annotations import Annotations
 from yolo2retina.errors import DatasetError
 from yolo2retina.formats import cache as cache_mod
@@ -100,21 +101,6 @@ def test_stat_runs_see_an_edit_in_place(tmp_path: Path) -> None:
 
 
 # -- what a cached YOLO load sees --------------------------------------------------------------
-
-
-@pytest.fixture
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("YOLO2RETINA_CACHE_DIR", str(folder))
-    return folder
-
-
-def settle(root: Path, age: float = 60.0) -> None:
-    """Back-date every file under ``root`` (links themselves), so the load is cached."""
-    t = time.time() - age
-    links = os.utime in os.supports_follow_symlinks
-    for p in [root, *root.rglob("*")]:
-        os.utime(p, (t, t), follow_symlinks=not links)
 
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -520,27 +519,6 @@ def test_error_messages_quote_at_most_a_few_hundred_characters(tmp_path: Path) -
 
 
 # --------------------------------------------------------------------------- non-regular files
-
-
-class _Blocked(BaseException):
-    """Raised by :func:`no_hang`'s alarm: not an ``OSError`` (as ``TimeoutError`` is), so a
-    reader's ``except OSError`` cannot turn a hang into an ordinary problem line."""
-
-
-@pytest.fixture
-def no_hang() -> Iterator[None]:
-    """Turn a reader blocked on a FIFO into a test failure instead of a hung test run."""
-    if not hasattr(signal, "SIGALRM"):
-        pytest.skip("needs SIGALRM")
-
-    def blocked(*_: object) -> None:
-        raise _Blocked("the reader blocked opening a FIFO")
-
-    old = signal.signal(signal.SIGALRM, blocked)
-    signal.alarm(60)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")

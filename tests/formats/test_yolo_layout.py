@@ -4,8 +4,6 @@ folder runs the reader lists, orders and maps to label files."""
 from __future__ import annotations
 
 import os
-import signal
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -152,26 +150,6 @@ def test_unmatched_label_files_in_nested_folders(tmp_path: Path) -> None:
         f"{lab / 'sub' / 'orphan.txt'}: label file has no image",
     ]
     assert report.skipped_files == 2
-
-
-class Blocked(Exception):
-    """Raised by the alarm (not an OSError, which a reader may catch)."""
-
-
-@pytest.fixture
-def no_hang() -> Iterator[None]:
-    """Turn a reader blocked on a FIFO into a test failure instead of a hung test run."""
-    if not hasattr(signal, "SIGALRM"):
-        pytest.skip("needs SIGALRM")
-
-    def blocked(*_: object) -> None:
-        raise Blocked("the reader blocked opening a FIFO")
-
-    old = signal.signal(signal.SIGALRM, blocked)
-    signal.alarm(20)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs os.mkfifo")
