@@ -117,8 +117,9 @@ class _Window:
         del self.data[:n]
 
 
-#: The fewest bytes one annotation takes in a file:
-#: ``{"id":0,"image_id":0,"category_id":0,"bbox":[0,0,0,0]}`` and a comma.
+#: The fewest bytes one annotation takes in a file,
+#: ``{"id":0,"image_id":0,"category_id":0,"bbox":[0,0,0,0]}`` (a record without any of
+#: these keys is refused, so the file size over this bounds the number of annotations).
 _MIN_RECORD_BYTES = 54
 
 
