@@ -161,7 +161,7 @@ class _Pieces:
             except (DatasetError, AttributeError, TypeError):
                 raise _GiveUp from None  # the whole-file parse names the record
         m = len(cols[0])
-        if self.n + m > len(self.columns[0]):  # pragma: no cover - bounded by the file size
+        if self.n + m > len(self.columns[0]):  # more than the size allows: the file grew
             raise _GiveUp
         for kept, col in zip(self.columns, cols, strict=True):
             kept[self.n : self.n + m] = col
